@@ -1,0 +1,247 @@
+"""A dataset config: one YAML file per dataset, validated by pydantic.
+
+``load_config`` reads one file (merged over an optional ``_defaults.yaml`` beside it)
+and raises ``ConfigError`` naming the file and every bad field. Nothing here touches
+data, a database or a heavy library: it runs at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dagml.metrics import DEFAULT_METRIC, METRICS
+
+DEFAULTS_FILE = "_defaults.yaml"
+BASELINE_FAMILY = "sklearn:dummy"
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where a run's partition comes from. ``uri`` is a Jinja template rendered per run
+    (``{{ ds }}``, ``{{ data_interval_start }}``...): a local CSV or Parquet path, or
+    ``sklearn://<name>`` for a dataset bundled with scikit-learn."""
+
+    uri: str = Field(min_length=1)
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    options: dict[str, Any] = Field(default_factory=dict, description="extra pandas reader arguments, e.g. sep")
+
+
+class Budget(_Strict):
+    max_evals: int = Field(20, ge=1, le=10_000)
+    seconds: float = Field(120, gt=0, le=7 * 24 * 3600)
+
+
+class FamilyEntry(_Strict):
+    name: str
+    max_evals: int | None = Field(None, ge=1, le=10_000)
+    seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from dagml.families import REGISTRY
+
+        if ":" not in name:  # a bare name means scikit-learn: `random_forest`
+            name = f"sklearn:{name}"
+        if name not in REGISTRY:
+            raise ValueError(f"unknown family {name!r}; valid: {', '.join(sorted(REGISTRY))}")
+        return name
+
+    def budget(self, default: Budget) -> Budget:
+        return Budget(
+            max_evals=self.max_evals or default.max_evals,
+            seconds=self.seconds or default.seconds,
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.name.split(":", 1)[0]
+
+
+class Split(_Strict):
+    test_size: float = Field(0.2, gt=0, lt=0.9)
+    validation: Literal["holdout", "kfold"] = "holdout"
+    valid_size: float = Field(0.2, gt=0, lt=0.9, description="share of the non-test rows, for holdout")
+    folds: int = Field(5, ge=2, le=20, description="for kfold")
+
+
+class Preprocessing(_Strict):
+    onehot_max_categories: int = Field(20, ge=2, le=1000, description="above this, categoricals are ordinal-encoded")
+
+
+class Promotion(_Strict):
+    margin: float = Field(0.0, ge=0, description="how much better the challenger must score on test rows")
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    description: str = ""
+    source: Source
+    target: str = Field(min_length=1)
+    task: Task | None = None
+    metric: str | None = None
+    families: list[FamilyEntry] = Field(default_factory=lambda: [FamilyEntry(name=BASELINE_FAMILY)])
+    budget: Budget = Budget()
+    split: Split = Split()
+    preprocessing: Preprocessing = Preprocessing()
+    promotion: Promotion = Promotion()
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    drop_columns: list[str] = Field(default_factory=list)
+    schedule: str | None = None
+    start_date: date = date(2026, 1, 1)
+    catchup: bool = False
+    max_active_runs: int = Field(1, ge=1, le=64)
+    retries: int = Field(1, ge=0, le=20)
+    retry_delay: timedelta = timedelta(minutes=1)
+    owner: str = "dagml"
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("families", mode="before")
+    @classmethod
+    def _families_shorthand(cls, value):
+        # `families: [random_forest, {name: svm, max_evals: 5}]`
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name):
+        if name is not None and name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; valid: {', '.join(sorted(METRICS))}")
+        return name
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value):
+        if value is None or value.startswith("@"):
+            return value
+        if len(value.split()) not in (5, 6):
+            raise ValueError(f"{value!r} is neither a cron expression nor a preset like @daily")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [f.name for f in self.families]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"families: listed more than once: {', '.join(duplicated)}")
+        if BASELINE_FAMILY not in names:  # every leaderboard carries the baseline row
+            object.__setattr__(self, "families", [*self.families, FamilyEntry(name=BASELINE_FAMILY)])
+        if self.target in self.drop_columns:
+            raise ValueError(f"drop_columns: contains the target {self.target!r}")
+        if self.metric and self.task and self.task not in METRICS[self.metric].tasks:
+            raise ValueError(f"metric: {self.metric!r} does not apply to a {self.task} task")
+        if self.task:
+            from dagml.families import REGISTRY
+
+            unfit = [f.name for f in self.families if self.task not in REGISTRY[f.name].tasks]
+            if unfit:
+                raise ValueError(f"families: {', '.join(unfit)} cannot do a {self.task} task")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"automl__{self.name}"
+
+    def metric_for(self, task: str) -> str:
+        return self.metric or DEFAULT_METRIC[task]
+
+    def kinds(self) -> list[str]:
+        """The family kinds in use, in a stable order: one mapped search task each."""
+        return sorted({f.kind for f in self.families})
+
+
+class ConfigError(ValueError):
+    """A config file that cannot become a DAG; the message names the file and fields."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read: {exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"not valid YAML: {' '.join(str(exc).split())}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, [f"must be a mapping of fields, got {type(data).__name__}"])
+    return data
+
+
+def _describe(err: dict) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def load_config(path: Path | str, defaults: dict | None = None) -> DatasetConfig:
+    """Read and validate one dataset config. ``defaults`` (a parsed ``_defaults.yaml``) sit under it."""
+    path = Path(path)
+    if defaults is None:
+        defaults_path = path.parent / DEFAULTS_FILE
+        defaults = _read_yaml(defaults_path) if defaults_path.exists() and defaults_path != path else {}
+    data = _deep_merge(defaults, _read_yaml(path))
+    data.setdefault("name", re.sub(r"[^a-z0-9_]", "_", path.stem.lower()))
+    try:
+        return DatasetConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_describe(e) for e in exc.errors()]) from None
+
+
+def config_files(folder: Path | str) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_") and p.suffix in (".yaml", ".yml"))
+
+
+def load_configs(folder: Path | str) -> tuple[list[DatasetConfig], list[ConfigError]]:
+    """Every config in a folder: the valid ones, and an error per invalid file (none hides another)."""
+    folder = Path(folder)
+    errors: list[ConfigError] = []
+    defaults: dict = {}
+    defaults_path = folder / DEFAULTS_FILE
+    if defaults_path.exists():
+        try:
+            defaults = _read_yaml(defaults_path)
+        except ConfigError as exc:
+            errors.append(exc)
+    configs: list[DatasetConfig] = []
+    seen: dict[str, Path] = {}
+    for path in config_files(folder):
+        try:
+            config = load_config(path, defaults)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        if config.name in seen:
+            errors.append(ConfigError(path, [f"name: {config.name!r} is already used by {seen[config.name]}"]))
+            continue
+        seen[config.name] = path
+        configs.append(config)
+    return configs, errors

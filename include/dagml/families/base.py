@@ -1,0 +1,71 @@
+"""The Family contract: one class per model family, in the spirit of FLAML's estimators.
+
+A family declares its name, kind, supported tasks and hyperopt space once; ``fit`` turns
+one point of that space into a fitted ``Model``. Families see numeric matrices only: the
+shared preprocessing recipe (``dagml.prepare``) runs before them, so every kind trains on
+the same columns. Classification labels arrive encoded as 0..k-1.
+
+Subclasses register themselves by name as ``<kind>:<name>``; importing a family module
+must stay cheap (heavy libraries are imported inside methods), because the registry is
+read when configs are validated at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+REGISTRY: dict[str, type[Family]] = {}
+
+
+class Model(ABC):
+    """A fitted model that predicts values (regression) or class probabilities (n, k)."""
+
+    @abstractmethod
+    def predict(self, X) -> Any: ...
+
+    @abstractmethod
+    def save(self, folder: Path) -> None:
+        """Write everything needed to load this model back into ``folder``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path) -> Model: ...
+
+
+class Family(ABC):
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression"})
+    needs_scaling: ClassVar[bool] = False
+    model_class: ClassVar[type[Model]]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            REGISTRY[cls.key()] = cls
+
+    @classmethod
+    def key(cls) -> str:
+        return f"{cls.kind}:{cls.name}"
+
+    @abstractmethod
+    def space(self, task: str, n_rows: int, n_cols: int) -> dict:
+        """The hyperopt space; it may depend on the training data's shape."""
+
+    def init_points(self, task: str) -> list[dict]:
+        """Good first points, tried before TPE takes over (values as in the space)."""
+        return []
+
+    @abstractmethod
+    def fit(self, params: dict, X, y, task: str, n_classes: int, seed: int) -> Model: ...
+
+
+def get_family(key: str) -> type[Family]:
+    from dagml import families  # noqa: F401  (registers every family module)
+
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise KeyError(f"unknown family {key!r}; valid: {', '.join(sorted(REGISTRY))}") from None

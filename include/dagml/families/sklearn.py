@@ -1,0 +1,225 @@
+"""scikit-learn families: each declares its hyperopt space once and builds one estimator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from dagml.families.base import Family, Model
+
+
+def _hp():
+    from hyperopt import hp
+    from hyperopt.pyll import scope
+
+    return hp, scope
+
+
+class SklearnModel(Model):
+    """A fitted scikit-learn estimator; classifiers return probabilities for all k classes."""
+
+    def __init__(self, estimator, n_classes: int = 0):
+        self.estimator = estimator
+        self.n_classes = n_classes
+
+    def predict(self, X):
+        import numpy as np
+
+        if not self.n_classes:
+            return np.asarray(self.estimator.predict(X), dtype=float)
+        proba = self.estimator.predict_proba(X)
+        full = np.zeros((proba.shape[0], self.n_classes))
+        full[:, self.estimator.classes_.astype(int)] = proba  # a class unseen in training gets 0
+        return full
+
+    def save(self, folder: Path) -> None:
+        import joblib
+
+        joblib.dump(self, Path(folder) / "model.joblib")
+
+    @classmethod
+    def load(cls, folder: Path) -> SklearnModel:
+        import joblib
+
+        return joblib.load(Path(folder) / "model.joblib")
+
+
+class SklearnFamily(Family):
+    kind = "sklearn"
+    model_class = SklearnModel
+    max_rows: ClassVar[int | None] = None  # training rows above this are subsampled (seeded)
+
+    def estimator(self, params: dict, task: str, seed: int):
+        raise NotImplementedError
+
+    def fit(self, params, X, y, task, n_classes, seed):
+        import numpy as np
+
+        if self.max_rows and len(y) > self.max_rows:
+            keep = np.random.default_rng(seed).choice(len(y), self.max_rows, replace=False)
+            X, y = X[np.sort(keep)], y[np.sort(keep)]
+        est = self.estimator(params, task, seed)
+        est.fit(X, y)
+        return SklearnModel(est, n_classes if task != "regression" else 0)
+
+
+class Dummy(SklearnFamily):
+    """The baseline row every leaderboard carries: predicts the prior or the mean."""
+
+    name = "dummy"
+
+    def space(self, task, n_rows, n_cols):
+        hp, _ = _hp()
+        if task == "regression":
+            return {"strategy": hp.choice("strategy", ["mean", "median"])}
+        return {"strategy": hp.choice("strategy", ["prior", "most_frequent"])}
+
+    def estimator(self, params, task, seed):
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
+        if task == "regression":
+            return DummyRegressor(strategy=params["strategy"])
+        return DummyClassifier(strategy=params["strategy"], random_state=seed)
+
+
+class ElasticNet(SklearnFamily):
+    """Logistic regression (classification) or linear regression with elastic-net penalty."""
+
+    name = "elastic_net"
+    needs_scaling = True
+
+    def space(self, task, n_rows, n_cols):
+        hp, _ = _hp()
+        strength = "alpha" if task == "regression" else "C"
+        low, high = (-11.5, 2.3) if task == "regression" else (-9.2, 6.9)  # 1e-5..10, 1e-4..1e3
+        return {strength: hp.loguniform(strength, low, high), "l1_ratio": hp.uniform("l1_ratio", 0, 1)}
+
+    def init_points(self, task):
+        return [{"alpha": 1e-3, "l1_ratio": 0.5}] if task == "regression" else [{"C": 1.0, "l1_ratio": 0.0}]
+
+    def estimator(self, params, task, seed):
+        from sklearn.linear_model import ElasticNet as SkElasticNet
+        from sklearn.linear_model import LogisticRegression
+
+        if task == "regression":
+            return SkElasticNet(alpha=params["alpha"], l1_ratio=params["l1_ratio"], max_iter=5000, random_state=seed)
+        return LogisticRegression(
+            C=params["C"], l1_ratio=params["l1_ratio"], solver="saga", max_iter=2000, random_state=seed
+        )
+
+
+class _Forest(SklearnFamily):
+    def space(self, task, n_rows, n_cols):
+        hp, scope = _hp()
+        return {
+            "n_estimators": scope.int(hp.quniform("n_estimators", 25, 300, 25)),
+            "max_features": hp.uniform("max_features", 0.1, 1.0),
+            "min_samples_leaf": scope.int(hp.qloguniform("min_samples_leaf", 0, 3, 1)),  # 1..20
+        }
+
+    def init_points(self, task):
+        return [{"n_estimators": 100, "max_features": 0.5, "min_samples_leaf": 1}]
+
+    def estimator(self, params, task, seed):
+        from sklearn import ensemble
+
+        kind = "Regressor" if task == "regression" else "Classifier"
+        cls = getattr(ensemble, self.sklearn_prefix + kind)
+        return cls(
+            n_estimators=int(params["n_estimators"]),
+            max_features=params["max_features"],
+            min_samples_leaf=max(1, int(params["min_samples_leaf"])),
+            n_jobs=1,
+            random_state=seed,
+        )
+
+
+class RandomForest(_Forest):
+    name = "random_forest"
+    sklearn_prefix = "RandomForest"
+
+
+class ExtraTrees(_Forest):
+    name = "extra_trees"
+    sklearn_prefix = "ExtraTrees"
+
+
+class HistGradientBoosting(SklearnFamily):
+    name = "hist_gradient_boosting"
+
+    def space(self, task, n_rows, n_cols):
+        hp, scope = _hp()
+        return {
+            "learning_rate": hp.loguniform("learning_rate", -4.6, -1.2),  # 0.01..0.3
+            "max_iter": scope.int(hp.quniform("max_iter", 50, 400, 25)),
+            "max_leaf_nodes": scope.int(hp.qloguniform("max_leaf_nodes", 2.08, 4.16, 1)),  # 8..64
+            "min_samples_leaf": scope.int(hp.qloguniform("min_samples_leaf", 1.6, 3.9, 1)),  # 5..50
+            "l2_regularization": hp.loguniform("l2_regularization", -13.8, 2.3),
+        }
+
+    def init_points(self, task):
+        return [
+            {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+             "l2_regularization": 1e-6}
+        ]
+
+    def estimator(self, params, task, seed):
+        from sklearn import ensemble
+
+        cls = ensemble.HistGradientBoostingRegressor if task == "regression" else ensemble.HistGradientBoostingClassifier
+        return cls(
+            learning_rate=params["learning_rate"],
+            max_iter=int(params["max_iter"]),
+            max_leaf_nodes=max(2, int(params["max_leaf_nodes"])),
+            min_samples_leaf=max(1, int(params["min_samples_leaf"])),
+            l2_regularization=params["l2_regularization"],
+            early_stopping=False,
+            random_state=seed,
+        )
+
+
+class SVM(SklearnFamily):
+    """RBF support vector machine; fit cost grows with rows squared, hence the row cap."""
+
+    name = "svm"
+    needs_scaling = True
+    max_rows = 5000
+
+    def space(self, task, n_rows, n_cols):
+        hp, _ = _hp()
+        space = {"C": hp.loguniform("C", -4.6, 6.9), "gamma": hp.loguniform("gamma", -9.2, 0)}
+        if task == "regression":
+            space["epsilon"] = hp.loguniform("epsilon", -6.9, 0)
+        return space
+
+    def init_points(self, task):
+        point = {"C": 1.0, "gamma": 0.01}
+        return [point | {"epsilon": 0.1}] if task == "regression" else [point]
+
+    def estimator(self, params, task, seed):
+        from sklearn.svm import SVC, SVR
+
+        if task == "regression":
+            return SVR(C=params["C"], gamma=params["gamma"], epsilon=params["epsilon"])
+        return SVC(C=params["C"], gamma=params["gamma"], probability=True, random_state=seed)
+
+
+class KNearestNeighbours(SklearnFamily):
+    name = "knn"
+    needs_scaling = True
+    max_rows = 50_000
+
+    def space(self, task, n_rows, n_cols):
+        hp, scope = _hp()
+        k_max = max(2, min(50, n_rows // 2))
+        return {
+            "n_neighbors": scope.int(hp.quniform("n_neighbors", 1, k_max, 1)),
+            "weights": hp.choice("weights", ["uniform", "distance"]),
+            "p": hp.choice("p", [1, 2]),
+        }
+
+    def estimator(self, params, task, seed):
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+        cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
+        return cls(n_neighbors=max(1, int(params["n_neighbors"])), weights=params["weights"], p=params["p"])

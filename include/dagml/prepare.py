@@ -1,0 +1,134 @@
+"""The shared split and preprocessing recipe, computed once per run and used by every family.
+
+The split is a role per row (``train``/``valid``/``test``, or ``fold<i>``/``test`` for
+k-fold; ``dropped`` for rows without a target). The recipe is plain JSON (column roles,
+classes); ``build_preprocessor`` turns it into a scikit-learn ``ColumnTransformer`` that
+is fitted on training rows only, so no statistic leaks from validation or test rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagml.metrics import CLASSIFICATION
+
+
+def make_split(y, task: str, test_size: float, validation: str, valid_size: float, folds: int, seed: int):
+    """Seeded, stratified for classification. Returns an array of role strings, one per row."""
+    import numpy as np
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    roles = np.full(len(y), "dropped", dtype=object)
+    rows = np.flatnonzero(~y.isna().to_numpy())
+    labels = y.iloc[rows].astype(str).to_numpy() if task in CLASSIFICATION else None
+    rest, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
+    roles[test] = "test"
+    rest_labels = y.iloc[rest].astype(str).to_numpy() if labels is not None else None
+    if validation == "holdout":
+        train, valid = train_test_split(rest, test_size=valid_size, random_state=seed, stratify=rest_labels)
+        roles[train], roles[valid] = "train", "valid"
+    else:
+        splitter = StratifiedKFold if labels is not None else KFold
+        for i, (_, fold) in enumerate(splitter(folds, shuffle=True, random_state=seed).split(rest, rest_labels)):
+            roles[rest[fold]] = f"fold{i}"
+    return roles
+
+
+def make_recipe(df, target: str, task: str, drop_columns=(), onehot_max_categories: int = 20) -> dict:
+    import pandas as pd
+
+    features = df.drop(columns=[target, *drop_columns])
+    numeric, onehot, ordinal, ignored = [], [], [], []
+    for col in features.columns:
+        s = features[col]
+        if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
+            ignored.append(col)
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            numeric.append(col)
+        elif s.nunique(dropna=True) <= onehot_max_categories:
+            onehot.append(col)
+        else:
+            ordinal.append(col)
+    recipe = {
+        "target": target,
+        "task": task,
+        "features": [c for c in features.columns if c not in ignored],
+        "numeric": numeric,
+        "onehot": onehot,
+        "ordinal": ordinal,
+        "ignored": ignored,
+    }
+    if task in CLASSIFICATION:
+        recipe["classes"] = sorted(df[target].dropna().astype(str).unique().tolist())
+    return recipe
+
+
+def _as_object(X):
+    # pandas' nullable strings carry pd.NA, which scikit-learn's encoders do not take
+    return X.astype(object).where(X.notna(), None)
+
+
+def build_preprocessor(recipe: dict, scale: bool):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    numeric_steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
+    if scale:
+        numeric_steps.append(StandardScaler())
+    as_object = FunctionTransformer(_as_object, feature_names_out="one-to-one")
+    parts = [("numeric", make_pipeline(*numeric_steps), recipe["numeric"])]
+    if recipe["onehot"]:
+        parts.append(("onehot", make_pipeline(as_object, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                      recipe["onehot"]))
+    if recipe["ordinal"]:
+        ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+        parts.append(("ordinal", make_pipeline(as_object, ordinal), recipe["ordinal"]))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
+
+
+def encode_target(y, recipe: dict):
+    """Classification labels to 0..k-1 in the recipe's class order; regression to floats."""
+    import numpy as np
+
+    if recipe["task"] not in CLASSIFICATION:
+        return y.to_numpy(dtype=float)
+    index = {c: i for i, c in enumerate(recipe["classes"])}
+    return np.array([index[v] for v in y.astype(str)], dtype=int)
+
+
+@dataclass
+class Fold:
+    """Numeric matrices for one (train, validation) pair, preprocessed with train's statistics."""
+
+    X_train: object
+    y_train: object
+    X_valid: object
+    y_valid: object
+
+
+def folds(df, roles, recipe: dict, scale: bool) -> list[Fold]:
+    """Holdout gives one fold; k-fold gives k, each validating on one fold of the non-test rows."""
+    names = sorted({r for r in roles if r.startswith("fold")}) or ["valid"]
+    out = []
+    for name in names:
+        valid = roles == name
+        train = (roles == "train") if name == "valid" else ((roles != name) & (roles != "test") & (roles != "dropped"))
+        out.append(_fold(df[train], df[valid], recipe, scale))
+    return out
+
+
+def _fold(train, valid, recipe, scale) -> Fold:
+    pre = build_preprocessor(recipe, scale)
+    target = recipe["target"]
+    X_train = pre.fit_transform(train[recipe["features"]])
+    return Fold(X_train, encode_target(train[target], recipe), pre.transform(valid[recipe["features"]]),
+                encode_target(valid[target], recipe))
+
+
+def final_training_rows(roles):
+    """Holdout refits on train (so its validation score stays honest); k-fold on all non-test rows."""
+    if (roles == "train").any():
+        return roles == "train"
+    return (roles != "test") & (roles != "dropped")

@@ -1,0 +1,139 @@
+"""The hyperopt driver: TPE over one family's space, within an evaluation and seconds budget.
+
+Trials are saved after every evaluation (``trials_path``), so a retried task resumes
+where its predecessor stopped instead of starting over. A trial that raises is logged
+with its message and marked failed; the search goes on. Only when every trial fails
+does the family fail, with the first reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagml.errors import FamilyFailed
+from dagml.families.base import Family
+from dagml.metrics import Metric
+from dagml.prepare import Fold
+
+log = logging.getLogger("dagml.search")
+logging.getLogger("hyperopt").setLevel(logging.WARNING)  # it logs every TPE step at INFO
+
+
+@dataclass
+class SearchResult:
+    best_params: dict
+    best_score: float
+    n_trials: int
+    n_failed: int
+    seconds: float
+    trials: list[dict] = field(default_factory=list)
+
+
+def _point(space_keys, point: dict) -> dict:
+    return {k: v for k, v in point.items() if k in space_keys}
+
+
+def _load_trials(path: Path | None):
+    if path is None or not path.exists():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            trials = pickle.load(fh)  # written by this driver, in this run's own folder
+        log.info("resuming %d saved trials from %s", len(trials.trials), path)
+        return trials
+    except Exception as exc:  # a file cut short by a killed worker: start over
+        log.warning("cannot resume trials from %s (%s); starting over", path, exc)
+        path.unlink()
+        return None
+
+
+def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
+           max_evals: int, seconds: float, seed: int, trials_path: Path | None = None) -> SearchResult:
+    import numpy as np
+    from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
+    from hyperopt.fmin import generate_trials_to_calculate
+    from hyperopt.exceptions import AllTrialsFailed
+
+    n_rows, n_cols = folds[0].X_train.shape
+    space = family.space(task, n_rows, n_cols)
+    state = {"i": 0, "best": None}
+    name = family.key()
+
+    def objective(params):
+        state["i"] += 1
+        started = time.perf_counter()
+        try:
+            scores = []
+            for fold in folds:
+                model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed)
+                scores.append(metric(fold.y_valid, model.predict(fold.X_valid)))
+            score = float(np.mean(scores))
+            if not math.isfinite(score):
+                raise ValueError(f"{metric.name} is {score}")
+        except Exception as exc:  # one bad point must not end the search
+            log.warning("%s trial %d of %d failed: %s: %s", name, state["i"], max_evals, type(exc).__name__, exc)
+            return {"status": STATUS_FAIL, "error": f"{type(exc).__name__}: {exc}",
+                    "seconds": time.perf_counter() - started}
+        if state["best"] is None or metric.better(score, state["best"]):
+            state["best"] = score
+        elapsed = time.perf_counter() - started
+        log.info("%s trial %d of %d: %s %.5f (best %.5f) in %.2f s",
+                 name, state["i"], max_evals, metric.name, score, state["best"], elapsed)
+        return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed}
+
+    trials = _load_trials(trials_path)
+    if trials is not None:
+        state["i"] = len(trials.trials)
+        done = [t["result"]["score"] for t in trials.trials if t["result"].get("status") == STATUS_OK]
+        state["best"] = (max if metric.greater_is_better else min)(done) if done else None
+    if trials is None:
+        points = [_point(space, p) for p in family.init_points(task)][: max(0, max_evals - 1)]
+        trials = generate_trials_to_calculate(points) if points else Trials()
+    started = time.perf_counter()
+    fmin(
+        objective, space, algo=tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
+        rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False, return_argmin=False,
+        trials_save_file=str(trials_path) if trials_path else "",
+    )
+    elapsed = time.perf_counter() - started
+    return _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
+
+
+def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchResult:
+    rows = []
+    for t in trials.trials:
+        vals = {k: v[0] for k, v in t["misc"]["vals"].items() if v}
+        result = t["result"]
+        rows.append({
+            "trial": int(t["tid"]),
+            "status": "ok" if result.get("status") == "ok" else "failed",
+            "params": _jsonable(space_eval(space, vals)),
+            "loss": result.get("loss"),
+            "seconds": result.get("seconds"),
+            "error": result.get("error"),
+        })
+    failed = [r for r in rows if r["status"] == "failed"]
+    try:
+        best = trials.best_trial
+    except all_failed:
+        reason = failed[0]["error"] if failed else "no trial ran"
+        raise FamilyFailed(f"{name}: all {len(rows)} trial(s) failed; first error: {reason}") from None
+    vals = {k: v[0] for k, v in best["misc"]["vals"].items() if v}
+    return SearchResult(
+        best_params=_jsonable(space_eval(space, vals)), best_score=float(best["result"]["score"]),
+        n_trials=len(rows), n_failed=len(failed), seconds=elapsed, trials=rows,
+    )
+
+
+def _jsonable(params: dict) -> dict:
+    out = {}
+    for k, v in params.items():
+        if hasattr(v, "item"):  # numpy scalars
+            v = v.item()
+        out[k] = v
+    return out

@@ -1,0 +1,55 @@
+"""Where the results DB and the artifact root are, for tasks and for the CLI alike.
+
+Results: the Airflow connection ``dagml_results`` (any SQLAlchemy-supported DB:
+sqlite, postgres, mysql), else ``DAGML_RESULTS_URL``, else SQLite under AIRFLOW_HOME.
+Artifacts: ``DAGML_ARTIFACTS_ROOT`` (a folder or s3://bucket/prefix), else a folder
+under AIRFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+RESULTS_CONN_ID = "dagml_results"
+_DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+
+
+def _connection_url(conn) -> str:
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    from sqlalchemy.engine import URL
+
+    driver = _DRIVERS.get(conn.conn_type, conn.conn_type)
+    return URL.create(driver, username=conn.login or None, password=conn.password or None,
+                      host=conn.host or None, port=conn.port or None, database=conn.schema or None).render_as_string(
+        hide_password=False)
+
+
+def results_url() -> str:
+    try:
+        from airflow.sdk import BaseHook
+
+        return _connection_url(BaseHook.get_connection(RESULTS_CONN_ID))
+    except Exception:  # no Airflow here, or no such connection: fall back
+        pass
+    if url := os.environ.get("DAGML_RESULTS_URL"):
+        return url
+    path = airflow_home() / "dagml" / "results.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def artifacts_root() -> str:
+    return os.environ.get("DAGML_ARTIFACTS_ROOT") or str(airflow_home() / "dagml" / "artifacts")
+
+
+def configs_dir() -> Path:
+    """Where dataset configs live: DAGML_CONFIGS, else dags/configs beside the DAG file."""
+    if env := os.environ.get("DAGML_CONFIGS"):
+        return Path(env)
+    return Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", airflow_home() / "dags")) / "configs"

@@ -1,0 +1,1 @@
+"""Where dagml keeps things: results (SQL, ``results``) and artifacts (files, ``artifacts``)."""

@@ -1,0 +1,260 @@
+"""The task bodies as plain functions: each takes the config, the run's keys and the stores,
+and returns small JSON (URIs, scores). ``factory`` wraps them as Airflow tasks; tests call
+them directly. Heavy libraries are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dagml.config import DatasetConfig
+from dagml.errors import DataError, FamilyFailed
+from dagml.metrics import get_metric
+from dagml.store.artifacts import ArtifactStore
+from dagml.store.results import ResultsStore
+
+log = logging.getLogger("dagml.tasks")
+
+# Deterministic failures: retrying cannot help, so the Airflow wrapper fails them at once.
+PERMANENT_ERRORS = (DataError, FamilyFailed)
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    dag_id: str
+    partition: str
+    run_id: str
+
+
+@dataclass
+class Stores:
+    artifacts: ArtifactStore
+    results: ResultsStore
+
+    @classmethod
+    def from_settings(cls) -> Stores:
+        from dagml import settings
+
+        return cls(ArtifactStore(settings.artifacts_root()), ResultsStore(settings.results_url()))
+
+    def uri(self, keys: RunKeys, *parts: str) -> str:
+        return self.artifacts.uri(keys.dag_id, keys.partition, keys.run_id, *parts)
+
+
+@contextmanager
+def _recording_failure(stores: Stores, keys: RunKeys, step: str):
+    """A failing step marks the run failed with its reason, then lets the error go on."""
+    try:
+        yield
+    except Exception as exc:
+        stores.results.update_run(keys.dag_id, keys.partition, status="failed", error=f"{step}: {exc}",
+                                  finished_at=datetime.now(timezone.utc))
+        raise
+
+
+def load(config: DatasetConfig, source_uri: str, keys: RunKeys, stores: Stores) -> dict:
+    from dagml.sources import read_source
+
+    stores.results.migrate()
+    stores.results.start_run(keys.dag_id, keys.partition, keys.run_id)
+    with _recording_failure(stores, keys, "load"):
+        df = read_source(source_uri, config.source.format, config.source.options)
+        df.columns = [str(c) for c in df.columns]
+        uri = stores.artifacts.write_parquet(stores.uri(keys, "data.parquet"), df)
+    log.info("loaded %d rows x %d columns from %s", len(df), df.shape[1], source_uri)
+    return {"data_uri": uri, "source_uri": source_uri, "rows": len(df), "columns": df.shape[1]}
+
+
+def profile(config: DatasetConfig, loaded: dict, keys: RunKeys, stores: Stores) -> dict:
+    from dagml.profile import min_rows_per_class
+    from dagml.profile import profile as check
+
+    with _recording_failure(stores, keys, "profile"):
+        df = stores.artifacts.read_parquet(loaded["data_uri"])
+        summary = check(df, config.target, config.task, config.metric, config.drop_columns,
+                        min_rows_per_class(config.split.validation, config.split.folds))
+    stores.results.update_run(keys.dag_id, keys.partition, task=summary["task"], metric=summary["metric"],
+                              profile=summary)
+    log.info("profile: %s", summary)
+    return summary
+
+
+def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, stores: Stores) -> dict:
+    import pandas as pd
+
+    from dagml.prepare import make_recipe, make_split
+
+    with _recording_failure(stores, keys, "prepare"):
+        df = stores.artifacts.read_parquet(loaded["data_uri"])
+        task, split = summary["task"], config.split
+        roles = make_split(df[config.target], task, split.test_size, split.validation, split.valid_size,
+                           split.folds, config.seed)
+        recipe = make_recipe(df, config.target, task, config.drop_columns,
+                             config.preprocessing.onehot_max_categories)
+        split_uri = stores.artifacts.write_parquet(stores.uri(keys, "split.parquet"), pd.DataFrame({"role": roles}))
+        recipe_uri = stores.artifacts.write_json(stores.uri(keys, "recipe.json"), recipe)
+    counts = pd.Series(roles).value_counts().to_dict()
+    log.info("split %s; recipe: %d numeric, %d one-hot, %d ordinal columns", counts, len(recipe["numeric"]),
+             len(recipe["onehot"]), len(recipe["ordinal"]))
+    return {"data_uri": loaded["data_uri"], "split_uri": split_uri, "recipe_uri": recipe_uri, "task": task,
+            "metric": summary["metric"], "n_classes": len(recipe.get("classes", []))}
+
+
+def _local_path(stores: Stores, uri: str) -> Path | None:
+    return None if "://" in uri else Path(uri)
+
+
+def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
+    """Search one family, refit its best point, score validation and test rows, store the model."""
+    try:
+        return _search_family(config, family_key, prepared, keys, stores)
+    except Exception as exc:
+        stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",
+                                     error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"])
+        raise
+
+
+def _search_family(config, family_key, prepared, keys, stores) -> dict:
+    from dagml import prepare as prep
+    from dagml.families import get_family
+    from dagml.predictors import save_model_folder
+    from dagml.search import search
+
+    task, metric = prepared["task"], get_metric(prepared["metric"])
+    family = get_family(family_key)()
+    if task not in family.tasks:
+        raise FamilyFailed(f"{family_key} cannot do a {task} task")
+    entry = next(f for f in config.families if f.name == family_key)
+    budget = entry.budget(config.budget)
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    folds = prep.folds(df, roles, recipe, family.needs_scaling)
+    trials_uri = stores.uri(keys, family_key, "trials.pkl")
+    trials_path = _local_path(stores, trials_uri)
+    if trials_path:
+        trials_path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
+    result = search(family, folds, task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
+                    config.seed, trials_path)
+    stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
+
+    final = prep.final_training_rows(roles)
+    pre = prep.build_preprocessor(recipe, family.needs_scaling)
+    features, target = recipe["features"], recipe["target"]
+    X_train = pre.fit_transform(df.loc[final, features])
+    started = time.perf_counter()
+    model = family.fit(result.best_params, X_train, prep.encode_target(df.loc[final, target], recipe), task,
+                       prepared["n_classes"], config.seed)
+    fit_seconds = time.perf_counter() - started
+
+    def score(mask):
+        return metric(prep.encode_target(df.loc[mask, target], recipe), model.predict(pre.transform(df.loc[mask, features])))
+
+    val_score = score(roles == "valid") if (roles == "valid").any() else result.best_score
+    test_score = score(roles == "test")
+    manifest = {"family": family_key, "task": task, "metric": metric.name, "features": features,
+                "classes": recipe.get("classes"), "params": result.best_params, "dag_id": keys.dag_id,
+                "partition": keys.partition, "run_id": keys.run_id}
+    with tempfile.TemporaryDirectory(prefix="dagml-") as tmp:
+        save_model_folder(Path(tmp), manifest, pre, model)
+        model_uri = stores.uri(keys, family_key, "model.tar")
+        sha = stores.artifacts.write_model(model_uri, Path(tmp))
+    row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
+           "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
+           "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
+           "model_uri": model_uri, "model_sha256": sha}
+    stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, **row)
+    log.info("%s: validation %s %.5f, test %.5f, refit in %.2f s", family_key, metric.name, val_score, test_score,
+             fit_seconds)
+    return {"family": family_key, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
+
+
+def select(config: DatasetConfig, keys: RunKeys, stores: Stores) -> dict:
+    from dagml.selection import choose, rank
+
+    run = stores.results.run(keys.dag_id, keys.partition)
+    if run is None or run["run_id"] != keys.run_id or not run.get("metric"):
+        raise DataError("nothing to select from: load, profile or prepare did not finish for this run")
+    metric = get_metric(run["metric"])
+    rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
+    reported = {r["family"] for r in rows}
+    for entry in config.families:
+        if entry.name not in reported:  # the task died without writing (worker lost, killed, timed out)
+            stores.results.record_family(keys.dag_id, keys.partition, entry.name, keys.run_id, status="failed",
+                                         metric=metric.name, error="the search task ended without a result; see its log")
+    rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
+    best = choose(rows, metric)
+    if best is None:
+        reasons = "; ".join(f"{r['family']}: {r['error']}" for r in rows)
+        stores.results.update_run(keys.dag_id, keys.partition, status="failed", finished_at=datetime.now(timezone.utc),
+                                  error=f"every family failed: {reasons}")
+        raise FamilyFailed(f"every family failed, nothing to promote: {reasons}")
+    stores.results.update_run(keys.dag_id, keys.partition, selected_family=best["family"])
+    for i, r in enumerate(rank(rows, metric), 1):
+        log.info("%d. %-32s %s val %s test %s", i, r["family"], r["status"], r.get("val_score"), r.get("test_score"))
+    return {k: best[k] for k in ("family", "val_score", "test_score", "fit_seconds", "model_uri", "model_sha256")}
+
+
+def _test_score(predictor, df, roles, recipe, metric) -> float:
+    import numpy as np
+
+    from dagml.prepare import encode_target
+
+    test = df[roles == "test"]
+    y = encode_target(test[recipe["target"]], recipe)
+    if recipe.get("classes") is None:
+        return metric(y, predictor.predict_raw(test))
+    # a champion from another partition may know other classes: align on this run's
+    proba = predictor.predict_proba(test).reindex(columns=recipe["classes"], fill_value=0.0)
+    return metric(y, np.asarray(proba, dtype=float))
+
+
+def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
+    from dagml.predictors import load_verified
+    from dagml.selection import promotion_decision
+
+    metric = get_metric(prepared["metric"])
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    challenger = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"])
+    challenger_score = _test_score(challenger, df, roles, recipe, metric)
+    current = stores.results.champion(keys.dag_id)
+    champion_score = None
+    if current and current["metric"] == metric.name:
+        try:
+            champion = load_verified(stores.artifacts, current["model_uri"], current["model_sha256"])
+            champion_score = _test_score(champion, df, roles, recipe, metric)
+        except Exception as exc:  # a champion that cannot score this data cannot defend its title
+            log.warning("current champion cannot be scored on this run's test rows: %s", exc)
+    promote_it, reason = promotion_decision(challenger_score, champion_score, metric, config.promotion.margin)
+    if promote_it:
+        stores.results.promote(keys.dag_id, keys.partition, keys.run_id, selection["family"], metric.name,
+                               challenger_score, selection["model_uri"], selection["model_sha256"], reason)
+    stores.results.update_run(keys.dag_id, keys.partition, promoted=promote_it)
+    log.info("%s %s: %s", "promoted" if promote_it else "kept the champion over", selection["family"], reason)
+    champion = stores.results.champion(keys.dag_id)
+    return {"promoted": promote_it, "reason": reason, "challenger_score": challenger_score,
+            "champion_score": champion_score, "champion_family": champion["family"],
+            "champion_uri": champion["model_uri"]}
+
+
+def report(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores) -> str:
+    from dagml.report import render_report
+
+    run = stores.results.run(keys.dag_id, keys.partition)
+    rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
+    trials = {r["family"]: stores.results.trials(keys.dag_id, keys.partition, r["family"]) for r in rows}
+    html = render_report(config, run, rows, trials, promotion)
+    uri = stores.artifacts.write_bytes(stores.uri(keys, "report.html"), html.encode())
+    stores.results.update_run(keys.dag_id, keys.partition, status="success", report_uri=uri,
+                              finished_at=datetime.now(timezone.utc))
+    log.info("report: %s", uri)
+    return uri
