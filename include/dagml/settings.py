@@ -21,7 +21,7 @@ def airflow_home() -> Path:
 
 def _connection_url(conn) -> str:
     if conn.conn_type == "sqlite":
-        return f"sqlite:///{conn.host}"
+        return f"sqlite:///{conn.schema or conn.host}"  # Airflow puts a sqlite URI's path in schema
     from sqlalchemy.engine import URL
 
     driver = _DRIVERS.get(conn.conn_type, conn.conn_type)

@@ -1,0 +1,143 @@
+"""build_dag(config) -> an Airflow DAG of the shape in ARCHITECTURE.md, using TaskFlow.
+
+Only the DAG's shape is built here, at parse time: the task callables import
+``dagml.tasks`` (and through it pandas, scikit-learn, hyperopt) when they run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from dagml.config import ConfigError, DatasetConfig, load_configs
+
+QUEUES = {"sklearn": "default", "r": "r", "spark": "spark"}
+SEARCH_KINDS = tuple(QUEUES)
+
+
+def _partition(context) -> str:
+    """The data partition a run trains on: its logical date, or its run id when it has none."""
+    from dagml.store.artifacts import safe_part
+
+    return context.get("ds") or safe_part(context["run_id"])
+
+
+def _effective_config(config: dict, params: dict) -> DatasetConfig:
+    """The config as validated at parse time, with any budget the trigger form overrode."""
+    config = DatasetConfig.model_validate(config)
+    override = {k: params[k] for k in ("max_evals", "seconds") if params.get(k) is not None}
+    if not override:
+        return config
+    families = [f.model_copy(update={k: None for k in override}) for f in config.families]
+    return config.model_copy(update={"budget": config.budget.model_copy(update=override), "families": families})
+
+
+def _run(step: str, config: dict, **kwargs):
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dagml import tasks
+
+    context = get_current_context()
+    keys = tasks.RunKeys(context["dag"].dag_id, _partition(context), context["run_id"])
+    try:
+        return getattr(tasks, step)(_effective_config(config, context["params"]), keys=keys,
+                                    stores=tasks.Stores.from_settings(), **kwargs)
+    except tasks.PERMANENT_ERRORS as exc:  # bad data or a family that cannot fit: retrying cannot help
+        raise AirflowFailException(str(exc)) from exc
+
+
+def _load(config: dict, source_uri: str) -> dict:
+    return _run("load", config, source_uri=source_uri)
+
+
+def _profile(config: dict, loaded: dict) -> dict:
+    return _run("profile", config, loaded=loaded)
+
+
+def _prepare(config: dict, loaded: dict, summary: dict) -> dict:
+    return _run("prepare", config, loaded=loaded, summary=summary)
+
+
+def _search(config: dict, prepared: dict, family: str) -> dict:
+    from airflow.sdk import get_current_context
+
+    get_current_context()["family"] = family  # labels the mapped instance in the UI
+    return _run("search_family", config, family_key=family, prepared=prepared)
+
+
+def _select(config: dict) -> dict:
+    return _run("select", config)
+
+
+def _promote(config: dict, selection: dict, prepared: dict) -> dict:
+    return _run("promote", config, selection=selection, prepared=prepared)
+
+
+def _report(config: dict, promotion: dict) -> str:
+    return _run("report", config, promotion=promotion)
+
+
+def _doc(config: DatasetConfig, data: dict) -> str:
+    families = ", ".join(f"`{f.name}`" for f in config.families)
+    return (f"# {config.name}\n\n{config.description}\n\nAutoML over {families}, chosen by "
+            f"`{config.metric or 'the task default metric'}` on validation rows.\n\n"
+            f"```yaml\n{yaml.safe_dump(data, sort_keys=False)}```\n")
+
+
+def build_dag(config: DatasetConfig):
+    from airflow.sdk import DAG, Param, task
+    from airflow.utils.trigger_rule import TriggerRule
+
+    data = config.model_dump(mode="json")
+    start = datetime.combine(config.start_date, datetime.min.time(), tzinfo=timezone.utc)
+    with DAG(
+        dag_id=config.dag_id,
+        description=config.description or f"AutoML for {config.name}",
+        doc_md=_doc(config, data),
+        schedule=config.schedule,
+        start_date=start,
+        catchup=config.catchup,
+        max_active_runs=config.max_active_runs,
+        tags=["dagml", *config.tags],
+        default_args={"owner": config.owner, "retries": config.retries, "retry_delay": config.retry_delay},
+        params={
+            "max_evals": Param(None, type=["null", "integer"], minimum=1,
+                               description="Evaluations per family for this run (blank: the config's budget)"),
+            "seconds": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                             description="Seconds per family search for this run (blank: the config's budget)"),
+        },
+        render_template_as_native_obj=False,
+    ) as dag:
+        loaded = task(task_id="load")(_load)(data, config.source.uri)
+        summary = task(task_id="profile")(_profile)(data, loaded)
+        prepared = task(task_id="prepare")(_prepare)(data, loaded, summary)
+        searches = [
+            task(task_id=f"search_{kind}", queue=QUEUES[kind], map_index_template="{{ family }}")(_search)
+            .partial(config=data, prepared=prepared)
+            .expand(family=[f.name for f in config.families if f.kind == kind])
+            for kind in config.kinds()
+        ]
+        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE)(_select)(data)
+        searches >> selection
+        promotion = task(task_id="promote")(_promote)(data, selection, prepared)
+        task(task_id="report")(_report)(data, promotion)
+    return dag
+
+
+def dags_from_folder(folder: Path | str, only_dag_id: str | None = None) -> dict:
+    """Every valid config in ``folder`` as a DAG (or just ``only_dag_id``'s, inside a task process).
+
+    Invalid configs are skipped here and reported by ``raise_config_errors``.
+    """
+    configs, _ = load_configs(folder)
+    return {c.dag_id: build_dag(c) for c in configs if only_dag_id in (None, c.dag_id)}
+
+
+def raise_config_errors(folder: Path | str) -> None:
+    """Raise one error naming every invalid config file and field (an Airflow import error)."""
+    _, errors = load_configs(folder)
+    if errors:
+        raise ConfigError(Path(folder), [str(e) for e in errors])
