@@ -94,6 +94,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     if trials is None:
         points = [_point(space, p) for p in family.init_points(task)][: max(0, max_evals - 1)]
         trials = generate_trials_to_calculate(points) if points else Trials()
+        trials.refresh()  # so fmin counts the first points against max_evals
     started = time.perf_counter()
     fmin(
         objective, space, algo=tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,

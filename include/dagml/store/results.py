@@ -99,8 +99,12 @@ class ResultsStore:
         self.engine = sa.create_engine(url, **args)
 
     def migrate(self) -> None:
+        import logging
+
         from alembic import command
         from alembic.config import Config
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per command otherwise
 
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))

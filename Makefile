@@ -1,0 +1,40 @@
+# dagml: `make demo` runs a real AutoML DAG on the embedded default; `make test` runs the suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The stamp's name changes with the pins, so a second `make test` installs nothing.
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
+EMBEDDED := . airflow_config/embedded.env
+DEMO_DAG ?= automl__breast_cancer
+
+.PHONY: install demo test bench clean
+
+$(STAMP):
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+.airflow/airflow.db: $(STAMP)
+	$(EMBEDDED) && airflow db migrate > .airflow/db-migrate.log 2>&1 || { cat .airflow/db-migrate.log; exit 1; }
+
+demo: install .airflow/airflow.db
+	@echo "== running $(DEMO_DAG) with airflow dags test (full log: .airflow/demo.log)"
+	$(EMBEDDED) && airflow dags test $(DEMO_DAG) 2>&1 | tee .airflow/demo.log \
+	  | grep --line-buffered -E '\[dagml|DAG TEST\] (starting|end)|DagRun Finished|Error|error' | cut -c1-220
+	@echo "== leaderboard"
+	$(EMBEDDED) && dagml leaderboard $(DEMO_DAG)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/parse_time.py
+	$(PY) bench/demo_overhead.py
+
+clean:
+	rm -rf .airflow

@@ -1,0 +1,174 @@
+"""dagml's command line: validate configs, list datasets, show leaderboards, score with a champion."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dagml.config import ConfigError, config_files, load_config, load_configs
+
+app = typer.Typer(help="dagml: scheduled AutoML as Airflow DAGs.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+# Piped output (make demo, CI logs) gets a wide table instead of Rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+ConfigsOption = Annotated[Optional[Path], typer.Option("--configs", help="configs folder (default: DAGML_CONFIGS)")]
+
+
+def _configs_dir(configs: Path | None) -> Path:
+    from dagml import settings
+
+    return configs or settings.configs_dir()
+
+
+def _results():
+    from dagml import settings
+    from dagml.store.results import ResultsStore
+
+    store = ResultsStore(settings.results_url())
+    store.migrate()
+    return store
+
+
+def _dataset(name: str, configs: Path | None):
+    found, _ = load_configs(_configs_dir(configs))
+    for config in found:
+        if name in (config.name, config.dag_id):
+            return config
+    err.print(f"[red]no dataset {name!r} in {_configs_dir(configs)}; known: {', '.join(c.name for c in found)}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def validate(paths: Annotated[list[Path], typer.Argument(help="config files or folders")]):
+    """Check dataset configs; exit 1 if any is invalid, naming the file and field."""
+    files = [f for p in paths for f in (config_files(p) if p.is_dir() else [p])]
+    bad = 0
+    for path in files:
+        try:
+            config = load_config(path)
+            out.print(f"[green]ok[/] {path}: {config.dag_id}")
+        except ConfigError as exc:
+            bad += 1
+            err.print(f"[red]invalid[/] {exc}", soft_wrap=True)
+    if not files:
+        err.print("no config files found")
+    raise typer.Exit(1 if bad or not files else 0)
+
+
+@app.command("list")
+def list_datasets(configs: ConfigsOption = None):
+    """The configured datasets with their last run and champion."""
+    found, errors = load_configs(_configs_dir(configs))
+    results = _results()
+    table = Table("dataset", "dag_id", "schedule", "families", "last run", "status", "champion", "test score")
+    for c in found:
+        run, champ = results.latest_run(c.dag_id), results.champion(c.dag_id)
+        table.add_row(c.name, c.dag_id, c.schedule or "manual", str(len(c.families)),
+                      run["partition"] if run else "-", run["status"] if run else "-",
+                      champ["family"] if champ else "-",
+                      f"{champ['metric']} {champ['test_score']:.5f}" if champ else "-")
+    out.print(table)
+    for e in errors:
+        err.print(f"[red]invalid[/] {e}", soft_wrap=True)
+
+
+def _short_params(params: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
+
+
+@app.command()
+def leaderboard(
+    dataset: Annotated[str, typer.Argument(help="dataset name or dag_id")],
+    partition: Annotated[Optional[str], typer.Option(help="a partition (default: the latest run)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    configs: ConfigsOption = None,
+):
+    """The leaderboard of a dataset's latest run (or of one partition)."""
+    from dagml.metrics import get_metric
+    from dagml.selection import rank
+
+    config = _dataset(dataset, configs)
+    results = _results()
+    run = results.run(config.dag_id, partition) if partition else results.latest_run(config.dag_id)
+    if run is None:
+        err.print(f"no runs recorded for {config.dag_id}" + (f" at {partition}" if partition else ""))
+        raise typer.Exit(1)
+    rows = results.leaderboard(config.dag_id, run["partition"], run["run_id"])
+    rows = rank(rows, get_metric(run["metric"])) if run.get("metric") else rows
+    champ = results.champion(config.dag_id)
+    if as_json:
+        keep = ("family", "status", "error", "metric", "params", "val_score", "test_score", "fit_seconds",
+                "n_trials", "n_failed_trials", "model_uri", "model_sha256")
+        doc = {"dag_id": config.dag_id, "partition": run["partition"], "run_id": run["run_id"],
+               "status": run["status"], "metric": run["metric"], "selected": run["selected_family"],
+               "rows": [{k: r[k] for k in keep} for r in rows],
+               "champion": {k: champ[k] for k in ("family", "partition", "run_id", "test_score", "model_uri",
+                                                  "model_sha256")} if champ else None}
+        print(json.dumps(doc, indent=2, default=str))
+        return
+    table = Table(title=f"{config.dag_id} · {run['partition']} · {run['status']} · metric {run['metric']}")
+    for col in ("#", "family", "status", "validation", "test", "fit s", "trials", "best hyperparameters / error"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(rows, 1):
+        ok = r["status"] == "ok"
+        params = _short_params(r["params"]) if ok else r["error"]
+        table.add_row(str(i), r["family"], r["status"], f"{r['val_score']:.5f}" if ok else "",
+                      f"{r['test_score']:.5f}" if ok else "", f"{r['fit_seconds']:.2f}" if ok else "",
+                      str(r["n_trials"] or ""), params, style=None if ok else "red")
+    out.print(table)
+    if champ:
+        out.print(f"champion: [bold]{champ['family']}[/] (partition {champ['partition']}, test "
+                  f"{champ['metric']} {champ['test_score']:.5f})\nmodel: {champ['model_uri']}\n"
+                  f"sha256: {champ['model_sha256']}", soft_wrap=True)
+
+
+@app.command()
+def score(
+    dataset: Annotated[str, typer.Argument(help="dataset name or dag_id")],
+    input_path: Annotated[Path, typer.Argument(help="CSV or Parquet file with the model's feature columns")],
+    output: Annotated[Optional[Path], typer.Option(help="write predictions here (CSV); default stdout")] = None,
+    configs: ConfigsOption = None,
+):
+    """Predict with the dataset's champion (its checksum verified first)."""
+    from dagml import settings
+    from dagml.predictors import load_verified
+    from dagml.sources import read_source
+    from dagml.store.artifacts import ArtifactStore
+
+    config = _dataset(dataset, configs)
+    champ = _results().champion(config.dag_id)
+    if champ is None:
+        err.print(f"{config.dag_id} has no champion yet")
+        raise typer.Exit(1)
+    predictor = load_verified(ArtifactStore(settings.artifacts_root()), champ["model_uri"], champ["model_sha256"])
+    df = read_source(str(input_path))
+    scored = df.copy()
+    scored["prediction"] = predictor.predict(df)
+    if predictor.classes is not None:
+        for cls, col in predictor.predict_proba(df).items():
+            scored[f"proba_{cls}"] = col
+    scored.to_csv(output if output else typer.get_text_stream("stdout"), index=False)
+    if output:
+        out.print(f"{len(scored)} predictions by {champ['family']} written to {output}")
+
+
+@db_app.command("upgrade")
+def db_upgrade():
+    """Create or migrate the results database to the current schema."""
+    from dagml import settings
+
+    _results()
+    out.print(f"results DB at head: {settings.results_url()}")
+
+
+if __name__ == "__main__":
+    app()
