@@ -96,11 +96,14 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         trials = generate_trials_to_calculate(points) if points else Trials()
         trials.refresh()  # so fmin counts the first points against max_evals
     started = time.perf_counter()
-    fmin(
-        objective, space, algo=tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
-        rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False, return_argmin=False,
-        trials_save_file=str(trials_path) if trials_path else "",
-    )
+    try:
+        fmin(
+            objective, space, algo=tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
+            rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False, return_argmin=False,
+            trials_save_file=str(trials_path) if trials_path else "",
+        )
+    except AllTrialsFailed:  # raised on the way out; _summarise reports it with the first reason
+        pass
     elapsed = time.perf_counter() - started
     return _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
 

@@ -197,11 +197,14 @@ class SVM(SklearnFamily):
         return [point | {"epsilon": 0.1}] if task == "regression" else [point]
 
     def estimator(self, params, task, seed):
+        from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import SVC, SVR
 
         if task == "regression":
             return SVR(C=params["C"], gamma=params["gamma"], epsilon=params["epsilon"])
-        return SVC(C=params["C"], gamma=params["gamma"], probability=True, random_state=seed)
+        # Platt scaling for probabilities, as SVC(probability=True) did before scikit-learn 1.9
+        return CalibratedClassifierCV(SVC(C=params["C"], gamma=params["gamma"], random_state=seed),
+                                      method="sigmoid", cv=3, ensemble=False)
 
 
 class KNearestNeighbours(SklearnFamily):

@@ -1,0 +1,102 @@
+import logging
+
+import numpy as np
+import pytest
+from hyperopt import hp
+
+from dagml.errors import FamilyFailed
+from dagml.families import get_family
+from dagml.families.base import Family
+from dagml.metrics import get_metric
+from dagml.prepare import Fold
+from dagml.search import search
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(200, 4))
+Y = (X[:, 0] > 0).astype(int)
+FOLDS = [Fold(X[:150], Y[:150], X[150:], Y[150:])]
+AUC = get_metric("roc_auc")
+
+
+class Flaky(Family):
+    """Fails whenever alpha > 0.5; otherwise a real knn. Not registered (no class-level name)."""
+
+    kind = "test"
+    calls = 0
+
+    def space(self, task, n_rows, n_cols):
+        return {"alpha": hp.uniform("alpha", 0, 1)}
+
+    def fit(self, params, X, y, task, n_classes, seed):
+        type(self).calls += 1
+        if params["alpha"] > self.threshold:
+            raise ValueError(f"alpha {params['alpha']:.2f} is too large")
+        knn = get_family("sklearn:knn")()
+        return knn.fit({"n_neighbors": 5, "weights": "uniform", "p": 2}, X, y, task, n_classes, seed)
+
+
+Flaky.name = "flaky"
+
+
+def flaky(threshold):
+    f = Flaky()
+    f.threshold = threshold
+    return f
+
+
+def test_stops_at_the_evaluation_budget_and_logs_progress(caplog):
+    family = get_family("sklearn:elastic_net")()
+    with caplog.at_level(logging.INFO, logger="dagml.search"):
+        result = search(family, FOLDS, "binary", 2, AUC, max_evals=5, seconds=600, seed=1)
+    assert result.n_trials == 5 and len(result.trials) == 5
+    assert "sklearn:elastic_net trial 5 of 5: roc_auc" in caplog.text and "(best " in caplog.text
+    assert result.trials[0]["params"] == {"C": 1.0, "l1_ratio": 0.0}  # the family's first point goes first
+    assert result.best_score == max(-t["loss"] for t in result.trials)
+
+
+def test_stops_at_the_seconds_budget():
+    family = get_family("sklearn:random_forest")()
+    result = search(family, FOLDS, "binary", 2, AUC, max_evals=10_000, seconds=2, seed=1)
+    assert 1 <= result.n_trials < 10_000
+    assert result.seconds < 20
+
+
+def test_same_seed_same_search():
+    family = get_family("sklearn:knn")()
+    a = search(family, FOLDS, "binary", 2, AUC, max_evals=6, seconds=600, seed=7)
+    b = search(family, FOLDS, "binary", 2, AUC, max_evals=6, seconds=600, seed=7)
+    assert [t["params"] for t in a.trials] == [t["params"] for t in b.trials]
+
+
+def test_a_failing_trial_is_logged_and_the_search_goes_on(caplog):
+    with caplog.at_level(logging.WARNING, logger="dagml.search"):
+        result = search(flaky(0.5), FOLDS, "binary", 2, AUC, max_evals=12, seconds=600, seed=3)
+    assert result.n_trials == 12 and 0 < result.n_failed < 12
+    assert "failed: ValueError: alpha" in caplog.text
+    failed = [t for t in result.trials if t["status"] == "failed"]
+    assert all("too large" in t["error"] for t in failed)
+    assert result.best_params["alpha"] <= 0.5
+
+
+def test_a_family_whose_every_trial_fails_fails_with_the_first_reason():
+    with pytest.raises(FamilyFailed, match=r"test:flaky: all 4 trial\(s\) failed; first error: ValueError: alpha"):
+        search(flaky(-1.0), FOLDS, "binary", 2, AUC, max_evals=4, seconds=600, seed=3)
+
+
+def test_a_retried_search_resumes_its_saved_trials(tmp_path):
+    path = tmp_path / "trials.pkl"
+    family = flaky(2.0)
+    first = search(family, FOLDS, "binary", 2, AUC, max_evals=3, seconds=600, seed=5, trials_path=path)
+    assert path.exists()
+    Flaky.calls = 0
+    resumed = search(family, FOLDS, "binary", 2, AUC, max_evals=8, seconds=600, seed=5, trials_path=path)
+    assert Flaky.calls == 5  # only the missing evaluations ran
+    assert resumed.n_trials == 8
+    assert [t["params"] for t in resumed.trials[:3]] == [t["params"] for t in first.trials]
+
+
+def test_a_truncated_trials_file_starts_over(tmp_path):
+    path = tmp_path / "trials.pkl"
+    path.write_bytes(b"\x80\x04cut short")
+    result = search(flaky(2.0), FOLDS, "binary", 2, AUC, max_evals=3, seconds=600, seed=5, trials_path=path)
+    assert result.n_trials == 3
