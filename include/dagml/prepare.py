@@ -83,8 +83,9 @@ def build_preprocessor(recipe: dict, scale: bool):
         parts.append(("onehot", make_pipeline(as_object, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
                       recipe["onehot"]))
     if recipe["ordinal"]:
-        ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
-        parts.append(("ordinal", make_pipeline(as_object, ordinal), recipe["ordinal"]))
+        ordinal = [as_object, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                             encoded_missing_value=-1)]
+        parts.append(("ordinal", make_pipeline(*ordinal, *([StandardScaler()] if scale else [])), recipe["ordinal"]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
 
 

@@ -12,8 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 metadata = sa.MetaData()
+# MySQL/MariaDB keep whole seconds unless told otherwise; runs are ordered by these times.
+Timestamp = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 runs = sa.Table(
     "dagml_runs", metadata,
@@ -28,8 +31,8 @@ runs = sa.Table(
     sa.Column("promoted", sa.Boolean),
     sa.Column("report_uri", sa.String(1000)),
     sa.Column("error", sa.Text),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
 )
 
 leaderboard = sa.Table(
@@ -50,7 +53,7 @@ leaderboard = sa.Table(
     sa.Column("n_failed_trials", sa.Integer),
     sa.Column("model_uri", sa.String(1000)),
     sa.Column("model_sha256", sa.String(64)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )
 
 trials = sa.Table(
@@ -78,8 +81,8 @@ champions = sa.Table(
     sa.Column("test_score", sa.Float),
     sa.Column("model_uri", sa.String(1000), nullable=False),
     sa.Column("model_sha256", sa.String(64), nullable=False),
-    sa.Column("promoted_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("retired_at", sa.DateTime(timezone=True)),
+    sa.Column("promoted_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp),
     sa.Column("reason", sa.Text),
 )
 
@@ -128,7 +131,7 @@ class ResultsStore:
         return _plain(row) if row else None
 
     def latest_run(self, dag_id: str) -> dict | None:
-        query = runs.select().where(runs.c.dag_id == dag_id).order_by(runs.c.started_at.desc()).limit(1)
+        query = runs.select().where(runs.c.dag_id == dag_id).order_by(runs.c.started_at.desc(), runs.c.partition.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return _plain(row) if row else None

@@ -1,0 +1,68 @@
+"""The results store on every database dagml supports, against the real servers."""
+
+import pytest
+import sqlalchemy as sa
+
+from dagml.store.results import ResultsStore
+from tests.services import scratch_database
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def results(request, tmp_path):
+    if request.param == "sqlite":
+        store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+        store.migrate()
+        yield store
+        return
+    with scratch_database(request.param) as url:
+        store = ResultsStore(url)
+        store.migrate()
+        yield store
+        store.engine.dispose()
+
+
+def test_migrations_reach_head_and_are_idempotent(results):
+    results.migrate()
+    tables = set(sa.inspect(results.engine).get_table_names())
+    assert {"dagml_runs", "dagml_leaderboard", "dagml_trials", "dagml_champions", "dagml_alembic_version"} <= tables
+
+
+def test_rerunning_a_partition_replaces_its_rows_instead_of_duplicating(results):
+    results.start_run("d", "2026-01-01", "run1")
+    results.record_family("d", "2026-01-01", "sklearn:svm", "run1", status="ok", val_score=0.8, params={"C": 1})
+    results.record_family("d", "2026-01-01", "sklearn:knn", "run1", status="ok", val_score=0.7)
+    results.start_run("d", "2026-01-01", "run2")
+    results.record_family("d", "2026-01-01", "sklearn:svm", "run2", status="ok", val_score=0.9, params={"C": 2})
+    rows = results.leaderboard("d", "2026-01-01")
+    assert [(r["family"], r["val_score"], r["params"]) for r in rows] == [("sklearn:svm", 0.9, {"C": 2})]
+    with results.engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT COUNT(*) FROM dagml_leaderboard WHERE family = 'sklearn:svm'")).scalar()
+    assert n == 1
+    assert results.run("d", "2026-01-01")["run_id"] == "run2"
+
+
+def test_other_partitions_are_untouched(results):
+    for day, score in (("2026-01-01", 0.7), ("2026-01-02", 0.8)):
+        results.start_run("d", day, f"run-{day}")
+        results.record_family("d", day, "sklearn:svm", f"run-{day}", status="ok", val_score=score)
+    results.record_family("d", "2026-01-02", "sklearn:svm", "run-2026-01-02", status="ok", val_score=0.85)
+    assert results.leaderboard("d", "2026-01-01")[0]["val_score"] == 0.7
+    assert results.latest_run("d")["partition"] == "2026-01-02"
+
+
+def test_trials_are_replaced_per_family(results):
+    rows = [{"trial": i, "status": "ok", "params": {"k": i}, "loss": -i / 10, "seconds": 0.1, "error": None}
+            for i in range(3)]
+    results.record_trials("d", "p", "sklearn:knn", "r1", rows)
+    results.record_trials("d", "p", "sklearn:knn", "r2", rows[:2])
+    assert [t["trial"] for t in results.trials("d", "p", "sklearn:knn")] == [0, 1]
+
+
+def test_promotion_retires_the_old_champion_and_keeps_history(results):
+    assert results.champion("d") is None
+    results.promote("d", "p1", "r1", "sklearn:svm", "roc_auc", 0.9, "/m1", "a" * 64, "no champion yet")
+    results.promote("d", "p2", "r2", "sklearn:knn", "roc_auc", 0.95, "/m2", "b" * 64, "better")
+    assert results.champion("d")["family"] == "sklearn:knn"
+    history = results.champion_history("d")
+    assert [h["family"] for h in history] == ["sklearn:svm", "sklearn:knn"]
+    assert history[0]["retired_at"] is not None and history[1]["retired_at"] is None

@@ -1,0 +1,146 @@
+"""The task bodies end to end without a scheduler: bad data, categoricals, champion/challenger."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagml import tasks
+from dagml.config import DatasetConfig
+from dagml.errors import DataError
+from dagml.predictors import load_verified
+from dagml.store.artifacts import ChecksumMismatch
+
+
+def _config(uri, **extra):
+    return DatasetConfig.model_validate({
+        "name": "t", "source": {"uri": str(uri)}, "target": "y",
+        "families": ["elastic_net", "random_forest"], "budget": {"max_evals": 3, "seconds": 30}, **extra})
+
+
+def _run(config, stores, partition="2026-01-01", run_id="r1"):
+    keys = tasks.RunKeys(config.dag_id, partition, run_id)
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    summary = tasks.profile(config, loaded, keys, stores)
+    prepared = tasks.prepare(config, loaded, summary, keys, stores)
+    for family in config.families:
+        tasks.search_family(config, family.name, prepared, keys, stores)
+    selection = tasks.select(config, keys, stores)
+    promotion = tasks.promote(config, selection, prepared, keys, stores)
+    tasks.report(config, promotion, keys, stores)
+    return keys, prepared, selection, promotion
+
+
+def _frame(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    city = np.array([f"city{i}" for i in rng.integers(0, 60, n)])  # above the one-hot cap: ordinal
+    y = np.where(x1 + (colour == "red") * 1.5 + rng.normal(scale=0.3, size=n) > 0.5, "yes", "no")
+    df = pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "city": city, "y": y})
+    df.loc[::7, "x2"] = np.nan
+    df.loc[::11, "colour"] = None
+    return df
+
+
+BAD_FILES = {
+    "missing_target.csv": ("a,b\n1,2\n3,4\n", "target column 'y' is not in the data; columns: a, b"),
+    "empty.csv": ("", "the file is empty"),
+    "header_only.csv": ("a,y\n", "the data is empty (0 rows, 2 columns)"),
+    "single_class.csv": ("a,y\n1,k\n2,k\n3,k\n4,k\n", "target column 'y' has a single class ('k')"),
+    "all_nan_column.csv": ("a,b,y\n1,,x\n2,,z\n3,,x\n4,,z\n5,,x\n6,,z\n", "column(s) 'b' have no values at all"),
+    "wrong_delimiter.csv": ("a;b;y\n1;2;x\n3;4;z\n", "is it ';'-separated? Set source.options.sep"),
+    "all_nan_target.csv": ("a,y\n1,\n2,\n", "target column 'y' has no values"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_data_fails_clearly_and_promotes_nothing(name, tmp_path, stores):
+    content, expected = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError) as err:
+        _run(_config(path), stores)
+    assert expected in str(err.value)
+    assert stores.results.champion("automl__t") is None
+    run = stores.results.run("automl__t", "2026-01-01")
+    assert run["status"] == "failed" and expected in run["error"]
+
+
+def test_regression_target_must_be_numeric(tmp_path, stores):
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n1,low\n2,high\n3,mid\n")
+    with pytest.raises(DataError, match="target column 'y' is not numeric .* a regression target must be numbers"):
+        _run(_config(path, task="regression"), stores)
+
+
+def test_missing_source_file_names_the_uri(tmp_path, stores):
+    with pytest.raises(DataError, match=f"source {tmp_path}/nope.csv: no such file"):
+        _run(_config(tmp_path / "nope.csv"), stores)
+
+
+def test_categoricals_and_missing_values_train_and_the_champion_scores_raw_rows(tmp_path, stores):
+    df = _frame()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["elastic_net", "hist_gradient_boosting", "knn"])
+    keys, prepared, selection, promotion = _run(config, stores)
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    assert (recipe["onehot"], recipe["ordinal"], recipe["classes"]) == (["colour"], ["city"], ["no", "yes"])
+    rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
+    assert set(rows) == {"sklearn:elastic_net", "sklearn:hist_gradient_boosting", "sklearn:knn", "sklearn:dummy"}
+    assert rows[selection["family"]]["test_score"] > rows["sklearn:dummy"]["test_score"] + 0.2
+    champion = stores.results.champion(keys.dag_id)
+    predictor = load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])
+    fresh = _frame(seed=1).drop(columns="y")
+    fresh.loc[0, "city"] = "a city never seen"
+    assert set(predictor.predict(fresh)) <= {"no", "yes"}
+    assert list(predictor.predict_proba(fresh).columns) == ["no", "yes"]
+
+
+def test_tampered_model_is_refused(tmp_path, stores):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    _run(_config(tmp_path / "d.csv"), stores)
+    champion = stores.results.champion("automl__t")
+    stores.artifacts.write_bytes(champion["model_uri"], stores.artifacts.read_bytes(champion["model_uri"]) + b"x")
+    with pytest.raises(ChecksumMismatch, match="does not match the recorded"):
+        load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])
+
+
+def test_champion_is_kept_unless_the_challenger_beats_it_by_the_margin(tmp_path, stores):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    _run(_config(tmp_path / "d.csv"), stores, partition="2026-01-01", run_id="r1")
+    first = stores.results.champion("automl__t")
+    _, _, _, promotion = _run(_config(tmp_path / "d.csv", promotion={"margin": 0.5}), stores,
+                              partition="2026-01-02", run_id="r2")
+    assert not promotion["promoted"] and "does not beat" in promotion["reason"]
+    assert stores.results.champion("automl__t")["id"] == first["id"]
+    _, _, _, promotion = _run(_config(tmp_path / "d.csv", promotion={"margin": 0.0}, seed=5), stores,
+                              partition="2026-01-03", run_id="r3")
+    history = stores.results.champion_history("automl__t")
+    assert len(history) == (2 if promotion["promoted"] else 1)
+
+
+def test_kfold_regression_runs_and_reports(stores):
+    config = DatasetConfig.model_validate({
+        "name": "diab", "source": {"uri": "sklearn://diabetes"}, "target": "target", "metric": "mae",
+        "families": ["elastic_net"], "budget": {"max_evals": 2}, "split": {"validation": "kfold", "folds": 3}})
+    keys, _, selection, _ = _run(config, stores)
+    rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
+    assert rows["sklearn:elastic_net"]["val_score"] < rows["sklearn:dummy"]["val_score"]  # mae: lower is better
+    html = stores.artifacts.read_bytes(stores.results.run(keys.dag_id, keys.partition)["report_uri"]).decode()
+    assert "sklearn:elastic_net" in html and "<svg" in html
+
+
+def test_every_family_failing_fails_the_run_and_promotes_nothing(tmp_path, stores, monkeypatch):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv")
+    keys = tasks.RunKeys(config.dag_id, "p", "r")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    # no search task reported (as if every worker died): select records why and fails the run
+    with pytest.raises(Exception, match="every family failed"):
+        tasks.select(config, keys, stores)
+    rows = stores.results.leaderboard(keys.dag_id, keys.partition)
+    assert {r["status"] for r in rows} == {"failed"} and len(rows) == len(config.families)
+    assert stores.results.champion(config.dag_id) is None
+    assert stores.results.run(keys.dag_id, keys.partition)["status"] == "failed"
+    assert prepared["task"] == "binary"
