@@ -88,8 +88,7 @@ def _doc(config: DatasetConfig, data: dict) -> str:
 
 
 def build_dag(config: DatasetConfig):
-    from airflow.sdk import DAG, Param, task
-    from airflow.utils.trigger_rule import TriggerRule
+    from airflow.sdk import DAG, Param, TriggerRule, task
 
     data = config.model_dump(mode="json")
     start = datetime.combine(config.start_date, datetime.min.time(), tzinfo=timezone.utc)

@@ -1,0 +1,98 @@
+"""Every DAG imports cleanly, cheaply and without a database; a bad config is a named import error."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+
+
+def _dagbag(folder):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(folder))
+
+
+def test_every_dag_imports_with_zero_errors():
+    bag = _dagbag(DAGS)
+    assert bag.import_errors == {}
+    expected = {f"automl__{p.stem}" for p in (DAGS / "configs").glob("*.yaml") if not p.name.startswith("_")}
+    assert set(bag.dag_ids) == expected
+
+
+_PROBE = r"""
+import json, runpy, sys
+import sqlalchemy as sa
+from sqlalchemy import event
+queries = []
+event.listen(sa.engine.Engine, "before_cursor_execute", lambda *a, **k: queries.append(a[2]))
+heavy = ("pandas", "numpy", "sklearn", "hyperopt", "pyarrow", "scipy", "pyspark", "rpy2")
+before = {m for m in heavy if m in sys.modules}
+ns = runpy.run_path(sys.argv[1])
+print(json.dumps({"queries": queries, "heavy": sorted({m for m in heavy if m in sys.modules} - before),
+                  "dags": sorted(k for k, v in ns.items() if k.startswith("automl__"))}))
+"""
+
+
+def _parse_in_subprocess(path, **env):
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_parsing_runs_no_query_and_imports_nothing_heavy():
+    probe = _parse_in_subprocess(DAGS / "automl.py")
+    assert probe["queries"] == []
+    assert probe["heavy"] == []
+    assert len(probe["dags"]) >= 3
+
+
+def test_a_task_process_builds_only_its_own_dag():
+    probe = _parse_in_subprocess(DAGS / "automl.py", _AIRFLOW_PARSING_CONTEXT_DAG_ID="automl__wine",
+                                 _AIRFLOW_PARSING_CONTEXT_TASK_ID="load")
+    assert probe["dags"] == ["automl__wine"]
+
+
+def test_an_invalid_config_is_an_import_error_naming_file_and_field_and_hides_nothing(tmp_path):
+    folder = tmp_path / "dags"
+    shutil.copytree(DAGS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "configs" / "broken.yaml").write_text("source: {uri: sklearn://iris}\ntarget: target\nmetric: auc\n")
+    bag = _dagbag(folder)
+    assert {"automl__breast_cancer", "automl__wine", "automl__diabetes"} <= set(bag.dag_ids)
+    (path, message), = bag.import_errors.items()
+    assert path.endswith("automl_config_errors.py")
+    assert "broken.yaml: metric: unknown metric 'auc'" in message
+
+
+def test_generated_dag_structure():
+    dag = _dagbag(DAGS).dags["automl__breast_cancer"]
+    edges = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert edges == {
+        "load": ["prepare", "profile"],
+        "profile": ["prepare"],
+        "prepare": ["promote", "search_sklearn"],
+        "search_sklearn": ["select"],
+        "select": ["promote"],
+        "promote": ["report"],
+        "report": [],
+    }
+    search = dag.get_task("search_sklearn")
+    assert search.queue == "default"
+    assert dag.get_task("select").trigger_rule == "all_done"
+    assert dag.max_active_runs == 1 and "dagml" in dag.tags
+    assert "```yaml" in dag.doc_md and "sklearn:svm" in dag.doc_md
+    assert dag.default_args["retries"] == 1
+    assert set(dag.params) == {"max_evals", "seconds"}
+
+
+@pytest.mark.parametrize("name, schedule, catchup", [("wine", "@weekly", False), ("diabetes", "@daily", False)])
+def test_schedule_and_catchup_come_from_the_config(name, schedule, catchup):
+    dag = _dagbag(DAGS).dags[f"automl__{name}"]
+    assert (dag.schedule, dag.catchup) == (schedule, catchup)
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
