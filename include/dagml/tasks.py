@@ -112,8 +112,13 @@ def _local_path(stores: Stores, uri: str) -> Path | None:
 
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
     """Search one family, refit its best point, score validation and test rows, store the model."""
+    from threadpoolctl import threadpool_limits
+
     try:
-        return _search_family(config, family_key, prepared, keys, stores)
+        # One search is one worker slot: native thread pools (OpenMP, BLAS) oversubscribe the
+        # cores other slots use, and OpenMP's spin-waiting then slows every search many times.
+        with threadpool_limits(limits=1):
+            return _search_family(config, family_key, prepared, keys, stores)
     except Exception as exc:
         stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",
                                      error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"])
