@@ -22,7 +22,7 @@ def test_breast_cancer_end_to_end(airflow_db):
     from sklearn.datasets import load_breast_cancer
 
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["automl__breast_cancer"]
-    run = dag.test(run_conf={"max_evals": 3})  # the trigger form's budget override
+    run = dag.test(run_conf={"max_evals": 3, "seconds": 600})  # the trigger form's budget override
     assert run.state == "success"
 
     artifacts, results = _stores()
