@@ -9,9 +9,22 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256
 EMBEDDED := . airflow_config/embedded.env
 DEMO_DAG ?= automl__breast_cancer
 
-.PHONY: install demo test bench clean
+# Debian packages: R and the R families' packages (CRAN is not needed), Java for Spark.
+DEBS := r-base-core r-cran-glmnet r-cran-ranger r-cran-gbm r-cran-e1071 openjdk-17-jre-headless
 
-$(STAMP):
+.PHONY: install system-deps demo test bench clean
+
+system-deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  command -v java >/dev/null && missing=$$(echo $$missing | tr ' ' '\n' | grep -v openjdk || true); \
+	fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): | system-deps
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .

@@ -2,6 +2,7 @@
 
 Results: the Airflow connection ``dagml_results`` (any SQLAlchemy-supported DB:
 sqlite, postgres, mysql), else ``DAGML_RESULTS_URL``, else SQLite under AIRFLOW_HOME.
+Spark master: the Airflow connection ``dagml_spark``, else ``DAGML_SPARK_MASTER``, else local[*].
 Artifacts: ``DAGML_ARTIFACTS_ROOT`` (a folder or s3://bucket/prefix), else a folder
 under AIRFLOW_HOME.
 """
@@ -12,6 +13,7 @@ import os
 from pathlib import Path
 
 RESULTS_CONN_ID = "dagml_results"
+SPARK_CONN_ID = "dagml_spark"
 _DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
 
 
@@ -42,6 +44,17 @@ def results_url() -> str:
     path = airflow_home() / "dagml" / "results.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def spark_master() -> str:
+    """The Airflow connection ``dagml_spark`` (host ``spark://h`` + port, ``yarn``, ``local[4]``), else local[*]."""
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(SPARK_CONN_ID)
+        return f"{conn.host}:{conn.port}" if conn.port else conn.host
+    except Exception:  # no Airflow here, or no such connection
+        return os.environ.get("DAGML_SPARK_MASTER", "local[*]")
 
 
 def artifacts_root() -> str:

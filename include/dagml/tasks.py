@@ -133,6 +133,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
 
     task, metric = prepared["task"], get_metric(prepared["metric"])
     family = get_family(family_key)()
+    family.check_available()
     if task not in family.tasks:
         raise FamilyFailed(f"{family_key} cannot do a {task} task")
     entry = next(f for f in config.families if f.name == family_key)

@@ -54,6 +54,9 @@ class Family(ABC):
     def space(self, task: str, n_rows: int, n_cols: int) -> dict:
         """The hyperopt space; it may depend on the training data's shape."""
 
+    def check_available(self) -> None:
+        """Raise ``FamilyFailed`` with a clear message when this worker cannot run the family."""
+
     def init_points(self, task: str) -> list[dict]:
         """Good first points, tried before TPE takes over (values as in the space)."""
         return []
