@@ -138,6 +138,7 @@ class RFamily(Family):
     kind = "r"
     model_class = RModel
     r_package: ClassVar[str]
+    r_functions: ClassVar[str]  # dagml_fit_<this> and dagml_predict_<this> in _R_CODE
     max_rows: ClassVar[int | None] = None
 
     def check_available(self) -> None:
@@ -159,8 +160,8 @@ class RFamily(Family):
             X, y = X[keep], y[keep]
         ro = _r()
         ry = ro.FloatVector(np.asarray(y, dtype=float)) if task == "regression" else ro.IntVector(np.asarray(y, int))
-        fit = ro.r[f"dagml_fit_{self.name}"](self._cached_matrix(X), ry, task, n_classes, _params(params), seed)
-        return RModel(self.name, task, n_classes, fit)
+        fit = ro.r[f"dagml_fit_{self.r_functions}"](self._cached_matrix(X), ry, task, n_classes, _params(params), seed)
+        return RModel(self.r_functions, task, n_classes, fit)
 
     def _cached_matrix(self, X):
         """The same training matrix crosses to R once per search, not once per trial."""
@@ -182,6 +183,7 @@ class Glmnet(RFamily):
 
     name = "glmnet"
     r_package = "glmnet"
+    r_functions = "glmnet"
     needs_scaling = True
 
     def space(self, task, n_rows, n_cols):
@@ -195,6 +197,7 @@ class Glmnet(RFamily):
 class Ranger(RFamily):
     name = "ranger"
     r_package = "ranger"
+    r_functions = "ranger"
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
@@ -211,6 +214,7 @@ class Ranger(RFamily):
 class Gbm(RFamily):
     name = "gbm"
     r_package = "gbm"
+    r_functions = "gbm"
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
@@ -231,6 +235,7 @@ class Svm(RFamily):
 
     name = "svm"
     r_package = "e1071"
+    r_functions = "svm"
     needs_scaling = True
     max_rows = 5000
 
