@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dagml.metrics import DEFAULT_METRIC, METRICS
 
 DEFAULTS_FILE = "_defaults.yaml"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: configs are read at every parse
 BASELINE_FAMILY = "sklearn:dummy"
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -183,7 +184,7 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [f"cannot read: {exc}"]) from None
     except yaml.YAMLError as exc:
@@ -220,17 +221,36 @@ def config_files(folder: Path | str) -> list[Path]:
     return sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith("_") and p.suffix in (".yaml", ".yml"))
 
 
+def _defaults(folder: Path, errors: list[ConfigError]) -> dict:
+    path = folder / DEFAULTS_FILE
+    if not path.exists():
+        return {}
+    try:
+        return _read_yaml(path)
+    except ConfigError as exc:
+        errors.append(exc)
+        return {}
+
+
+def load_one(folder: Path | str, name: str) -> DatasetConfig | None:
+    """The config named ``name`` when it sits in ``<name>.yaml`` (the usual case): a task process
+    needs only its own DAG, so it need not validate every other file. None when not found so."""
+    folder, errors = Path(folder), []
+    for path in (folder / f"{name}.yaml", folder / f"{name}.yml"):
+        if path.exists():
+            try:
+                config = load_config(path, _defaults(folder, errors))
+            except ConfigError:
+                return None
+            return config if config.name == name and not errors else None
+    return None
+
+
 def load_configs(folder: Path | str) -> tuple[list[DatasetConfig], list[ConfigError]]:
     """Every config in a folder: the valid ones, and an error per invalid file (none hides another)."""
     folder = Path(folder)
     errors: list[ConfigError] = []
-    defaults: dict = {}
-    defaults_path = folder / DEFAULTS_FILE
-    if defaults_path.exists():
-        try:
-            defaults = _read_yaml(defaults_path)
-        except ConfigError as exc:
-            errors.append(exc)
+    defaults = _defaults(folder, errors)
     configs: list[DatasetConfig] = []
     seen: dict[str, Path] = {}
     for path in config_files(folder):

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from dagml.config import ConfigError, DatasetConfig, load_configs
+from dagml.config import ConfigError, DatasetConfig, load_configs, load_one
 
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: doc_md is built at every parse
 QUEUES = {"sklearn": "default", "r": "r", "spark": "spark"}
 SEARCH_KINDS = tuple(QUEUES)
 
@@ -84,7 +85,7 @@ def _doc(config: DatasetConfig, data: dict) -> str:
     families = ", ".join(f"`{f.name}`" for f in config.families)
     return (f"# {config.name}\n\n{config.description}\n\nAutoML over {families}, chosen by "
             f"`{config.metric or 'the task default metric'}` on validation rows.\n\n"
-            f"```yaml\n{yaml.safe_dump(data, sort_keys=False)}```\n")
+            f"```yaml\n{yaml.dump(data, Dumper=_Dumper, sort_keys=False)}```\n")
 
 
 def build_dag(config: DatasetConfig):
@@ -131,6 +132,10 @@ def dags_from_folder(folder: Path | str, only_dag_id: str | None = None) -> dict
 
     Invalid configs are skipped here and reported by ``raise_config_errors``.
     """
+    if only_dag_id and only_dag_id.startswith("automl__"):
+        config = load_one(folder, only_dag_id.removeprefix("automl__"))
+        if config is not None:
+            return {config.dag_id: build_dag(config)}
     configs, _ = load_configs(folder)
     return {c.dag_id: build_dag(c) for c in configs if only_dag_id in (None, c.dag_id)}
 

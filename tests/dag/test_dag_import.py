@@ -96,3 +96,13 @@ def test_schedule_and_catchup_come_from_the_config(name, schedule, catchup):
     dag = _dagbag(DAGS).dags[f"automl__{name}"]
     assert (dag.schedule, dag.catchup) == (schedule, catchup)
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+
+
+def test_task_process_fast_path_builds_the_same_dag_as_a_full_parse():
+    from dagml.factory import dags_from_folder
+
+    full = dags_from_folder(DAGS / "configs")["automl__wine"]
+    (only,) = dags_from_folder(DAGS / "configs", "automl__wine").values()
+    assert only.dag_id == "automl__wine"
+    assert {t.task_id for t in only.tasks} == {t.task_id for t in full.tasks}
+    assert only.doc_md == full.doc_md  # defaults merged the same way
