@@ -92,6 +92,8 @@ class DatasetConfig(_Strict):
     task: Task | None = None
     metric: str | None = None
     families: list[FamilyEntry] = Field(default_factory=lambda: [FamilyEntry(name=BASELINE_FAMILY)])
+    disabled_kinds: list[Literal["r", "spark"]] = Field(
+        default_factory=list, description="drop every family of these kinds, e.g. where no R worker runs")
     budget: Budget = Budget()
     split: Split = Split()
     preprocessing: Preprocessing = Preprocessing()
@@ -133,6 +135,9 @@ class DatasetConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.disabled_kinds:
+            kept = [f for f in self.families if f.kind not in self.disabled_kinds]
+            object.__setattr__(self, "families", kept)
         names = [f.name for f in self.families]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:

@@ -66,3 +66,32 @@ def test_bad_data_fails_the_run_and_promotes_nothing(airflow_db, tmp_path):
     assert recorded["status"] == "failed"
     assert "is it ';'-separated? Set source.options.sep" in recorded["error"]
     assert recorded["selected_family"] is None
+
+
+def test_every_kind_lands_on_one_leaderboard_scored_on_the_same_test_rows(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from dagml.metrics import get_metric
+    from dagml.tasks import _test_score
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["automl__breast_cancer_all_kinds"]
+    assert {t.task_id: t.queue for t in dag.tasks if t.task_id.startswith("search_")} == {
+        "search_sklearn": "default", "search_r": "r", "search_spark": "spark"}
+    run = dag.test(run_conf={"max_evals": 2, "seconds": 600})
+    assert run.state == "success"
+
+    artifacts, results = _stores()
+    latest = results.latest_run(dag.dag_id)
+    rows = results.leaderboard(dag.dag_id, latest["partition"])
+    assert {r["family"].split(":")[0] for r in rows} == {"sklearn", "r", "spark"}
+    assert [r["family"] for r in rows if r["status"] != "ok"] == []
+    # every stored model, whatever its kind, loads through one interface and reproduces its
+    # recorded test score on this run's test rows
+    run_uri = artifacts.uri(dag.dag_id, latest["partition"], latest["run_id"])
+    df = artifacts.read_parquet(f"{run_uri}/data.parquet")
+    roles = artifacts.read_parquet(f"{run_uri}/split.parquet")["role"].to_numpy()
+    recipe = artifacts.read_json(f"{run_uri}/recipe.json")
+    for row in rows:
+        predictor = load_verified(artifacts, row["model_uri"], row["model_sha256"])
+        score = _test_score(predictor, df, roles, recipe, get_metric(latest["metric"]))
+        assert score == pytest.approx(row["test_score"], abs=1e-9), row["family"]

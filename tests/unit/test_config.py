@@ -90,3 +90,11 @@ def test_loader_fails_only_with_a_config_error(tmp_path, doc):
         assert str(path) in str(exc)
     else:
         assert isinstance(config, DatasetConfig)
+
+
+def test_a_kind_can_be_turned_off():
+    config = DatasetConfig.model_validate({
+        "name": "x", "source": {"uri": "a.csv"}, "target": "y", "disabled_kinds": ["spark"],
+        "families": ["knn", "r:glmnet", "spark:gbt", "spark:linear"]})
+    assert [f.name for f in config.families] == ["sklearn:knn", "r:glmnet", BASELINE_FAMILY]
+    assert config.kinds() == ["r", "sklearn"]

@@ -78,7 +78,7 @@ def _to_log(level):
 
 
 @lru_cache(maxsize=1)
-def _r():
+def _init_r():
     """The embedded R, with dagml's functions defined once per process; R's console goes to the log."""
     import rpy2.robjects as ro
     from rpy2.rinterface_lib import callbacks
@@ -86,6 +86,15 @@ def _r():
     callbacks.consolewrite_print = _to_log(logging.INFO)
     callbacks.consolewrite_warnerror = _to_log(logging.WARNING)
     ro.r(_R_CODE)
+    return ro
+
+
+def _r():
+    ro = _init_r()
+    # rpy2 keeps its conversion rules in a ContextVar: a task run in another context of the
+    # same process (dag.test() runs every task in one process) starts without them.
+    if ro.conversion.converter_ctx.get(None) is None:
+        ro.conversion.set_conversion(ro.default_converter)
     return ro
 
 
@@ -145,6 +154,7 @@ class RFamily(Family):
         try:
             from rpy2.robjects.packages import importr
 
+            _r()
             importr(self.r_package)
         except Exception as exc:  # no rpy2, no R, or no such R package on this worker
             raise FamilyFailed(
