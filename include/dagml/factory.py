@@ -25,9 +25,14 @@ def _partition(context) -> str:
     return context.get("ds") or safe_part(context["run_id"])
 
 
-def _effective_config(config: dict, params: dict) -> DatasetConfig:
+# The validated config of every DAG this process built. A task process parses its DAG file
+# before running the task, so tasks read their config here instead of taking it as an
+# argument, which would be serialised (and stored as rendered fields) once per task.
+_CONFIGS: dict[str, DatasetConfig] = {}
+
+
+def _effective_config(config: DatasetConfig, params: dict) -> DatasetConfig:
     """The config as validated at parse time, with any budget the trigger form overrode."""
-    config = DatasetConfig.model_validate(config)
     override = {k: params[k] for k in ("max_evals", "seconds") if params.get(k) is not None}
     if not override:
         return config
@@ -35,53 +40,55 @@ def _effective_config(config: dict, params: dict) -> DatasetConfig:
     return config.model_copy(update={"budget": config.budget.model_copy(update=override), "families": families})
 
 
-def _run(step: str, config: dict, **kwargs):
+def _run(step: str, **kwargs):
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
     from dagml import tasks
 
     context = get_current_context()
-    keys = tasks.RunKeys(context["dag"].dag_id, _partition(context), context["run_id"])
+    dag_id = context["dag"].dag_id
+    keys = tasks.RunKeys(dag_id, _partition(context), context["run_id"])
     try:
-        return getattr(tasks, step)(_effective_config(config, context["params"]), keys=keys,
+        return getattr(tasks, step)(_effective_config(_CONFIGS[dag_id], context["params"]), keys=keys,
                                     stores=tasks.Stores.from_settings(), **kwargs)
     except tasks.PERMANENT_ERRORS as exc:  # bad data or a family that cannot fit: retrying cannot help
         raise AirflowFailException(str(exc)) from exc
 
 
-def _load(config: dict, source_uri: str) -> dict:
-    return _run("load", config, source_uri=source_uri)
+def _load(source_uri: str) -> dict:
+    return _run("load", source_uri=source_uri)
 
 
-def _profile(config: dict, loaded: dict) -> dict:
-    return _run("profile", config, loaded=loaded)
+def _profile(loaded: dict) -> dict:
+    return _run("profile", loaded=loaded)
 
 
-def _prepare(config: dict, loaded: dict, summary: dict) -> dict:
-    return _run("prepare", config, loaded=loaded, summary=summary)
+def _prepare(loaded: dict, summary: dict) -> dict:
+    return _run("prepare", loaded=loaded, summary=summary)
 
 
-def _search(config: dict, prepared: dict, family: str) -> dict:
+def _search(prepared: dict, family: str) -> dict:
     from airflow.sdk import get_current_context
 
     get_current_context()["family"] = family  # labels the mapped instance in the UI
-    return _run("search_family", config, family_key=family, prepared=prepared)
+    return _run("search_family", family_key=family, prepared=prepared)
 
 
-def _select(config: dict) -> dict:
-    return _run("select", config)
+def _select() -> dict:
+    return _run("select")
 
 
-def _promote(config: dict, selection: dict, prepared: dict) -> dict:
-    return _run("promote", config, selection=selection, prepared=prepared)
+def _promote(selection: dict, prepared: dict) -> dict:
+    return _run("promote", selection=selection, prepared=prepared)
 
 
-def _report(config: dict, promotion: dict) -> str:
-    return _run("report", config, promotion=promotion)
+def _report(promotion: dict) -> str:
+    return _run("report", promotion=promotion)
 
 
-def _doc(config: DatasetConfig, data: dict) -> str:
+def _doc(config: DatasetConfig) -> str:
+    data = config.model_dump(mode="json")
     families = ", ".join(f"`{f.name}`" for f in config.families)
     return (f"# {config.name}\n\n{config.description}\n\nAutoML over {families}, chosen by "
             f"`{config.metric or 'the task default metric'}` on validation rows.\n\n"
@@ -91,12 +98,11 @@ def _doc(config: DatasetConfig, data: dict) -> str:
 def build_dag(config: DatasetConfig):
     from airflow.sdk import DAG, Param, TriggerRule, task
 
-    data = config.model_dump(mode="json")
     start = datetime.combine(config.start_date, datetime.min.time(), tzinfo=timezone.utc)
     with DAG(
         dag_id=config.dag_id,
         description=config.description or f"AutoML for {config.name}",
-        doc_md=_doc(config, data),
+        doc_md=_doc(config),
         schedule=config.schedule,
         start_date=start,
         catchup=config.catchup,
@@ -111,19 +117,20 @@ def build_dag(config: DatasetConfig):
         },
         render_template_as_native_obj=False,
     ) as dag:
-        loaded = task(task_id="load")(_load)(data, config.source.uri)
-        summary = task(task_id="profile")(_profile)(data, loaded)
-        prepared = task(task_id="prepare")(_prepare)(data, loaded, summary)
+        loaded = task(task_id="load")(_load)(config.source.uri)
+        summary = task(task_id="profile")(_profile)(loaded)
+        prepared = task(task_id="prepare")(_prepare)(loaded, summary)
         searches = [
             task(task_id=f"search_{kind}", queue=QUEUES[kind], map_index_template="{{ family }}")(_search)
-            .partial(config=data, prepared=prepared)
+            .partial(prepared=prepared)
             .expand(family=[f.name for f in config.families if f.kind == kind])
             for kind in config.kinds()
         ]
-        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE)(_select)(data)
+        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE)(_select)()
         searches >> selection
-        promotion = task(task_id="promote")(_promote)(data, selection, prepared)
-        task(task_id="report")(_report)(data, promotion)
+        promotion = task(task_id="promote")(_promote)(selection, prepared)
+        task(task_id="report")(_report)(promotion)
+    _CONFIGS[config.dag_id] = config
     return dag
 
 
