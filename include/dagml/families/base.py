@@ -39,6 +39,7 @@ class Family(ABC):
     kind: ClassVar[str]
     tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression"})
     needs_scaling: ClassVar[bool] = False
+    max_rows: ClassVar[int | None] = None  # training rows above this are subsampled (seeded)
     model_class: ClassVar[type[Model]]
 
     def __init_subclass__(cls, **kwargs):
@@ -63,6 +64,23 @@ class Family(ABC):
 
     @abstractmethod
     def fit(self, params: dict, X, y, task: str, n_classes: int, seed: int) -> Model: ...
+
+    def capped(self, X, y, seed: int):
+        """At most ``max_rows`` training rows, drawn with the run's seed (for SVMs and the like)."""
+        if not self.max_rows or len(y) <= self.max_rows:
+            return X, y
+        import numpy as np
+
+        keep = np.sort(np.random.default_rng(seed).choice(len(y), self.max_rows, replace=False))
+        return X[keep], y[keep]
+
+
+def hyperopt_parts():
+    """hyperopt's ``hp`` and ``scope``, imported when a space is built, not when families are listed."""
+    from hyperopt import hp
+    from hyperopt.pyll import scope
+
+    return hp, scope
 
 
 def get_family(key: str) -> type[Family]:

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family, Model
+from dagml.families.base import hyperopt_parts as _hp
 
 _R_CODE = r"""
 dagml_matrix <- function(x) { colnames(x) <- paste0("x", seq_len(ncol(x))); x }
@@ -148,7 +149,6 @@ class RFamily(Family):
     model_class = RModel
     r_package: ClassVar[str]
     r_functions: ClassVar[str]  # dagml_fit_<this> and dagml_predict_<this> in _R_CODE
-    max_rows: ClassVar[int | None] = None
 
     def check_available(self) -> None:
         try:
@@ -165,9 +165,7 @@ class RFamily(Family):
     def fit(self, params, X, y, task, n_classes, seed):
         import numpy as np
 
-        if self.max_rows and len(y) > self.max_rows:
-            keep = np.sort(np.random.default_rng(seed).choice(len(y), self.max_rows, replace=False))
-            X, y = X[keep], y[keep]
+        X, y = self.capped(X, y, seed)
         ro = _r()
         ry = ro.FloatVector(np.asarray(y, dtype=float)) if task == "regression" else ro.IntVector(np.asarray(y, int))
         fit = ro.r[f"dagml_fit_{self.r_functions}"](self._cached_matrix(X), ry, task, n_classes, _params(params), seed)
@@ -179,13 +177,6 @@ class RFamily(Family):
         if cached is None or cached[0] is not X:
             self._cache = (X, _matrix(X))
         return self._cache[1]
-
-
-def _hp():
-    from hyperopt import hp
-    from hyperopt.pyll import scope
-
-    return hp, scope
 
 
 class Glmnet(RFamily):

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from dagml.families.base import Family, Model
-
-
-def _hp():
-    from hyperopt import hp
-    from hyperopt.pyll import scope
-
-    return hp, scope
+from dagml.families.base import hyperopt_parts as _hp
 
 
 class SklearnModel(Model):
@@ -47,17 +40,12 @@ class SklearnModel(Model):
 class SklearnFamily(Family):
     kind = "sklearn"
     model_class = SklearnModel
-    max_rows: ClassVar[int | None] = None  # training rows above this are subsampled (seeded)
 
     def estimator(self, params: dict, task: str, seed: int):
         raise NotImplementedError
 
     def fit(self, params, X, y, task, n_classes, seed):
-        import numpy as np
-
-        if self.max_rows and len(y) > self.max_rows:
-            keep = np.random.default_rng(seed).choice(len(y), self.max_rows, replace=False)
-            X, y = X[np.sort(keep)], y[np.sort(keep)]
+        X, y = self.capped(X, y, seed)
         est = self.estimator(params, task, seed)
         est.fit(X, y)
         return SklearnModel(est, n_classes if task != "regression" else 0)

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family, Model
+from dagml.families.base import hyperopt_parts as _hp
 
 
 @lru_cache(maxsize=1)
@@ -116,13 +117,6 @@ class SparkFamily(Family):
         if cached is None or cached[0] is not X or cached[1] is not y:
             self._cache = (X, y, _frame(X, y).cache())
         return self._cache[2]
-
-
-def _hp():
-    from hyperopt import hp
-    from hyperopt.pyll import scope
-
-    return hp, scope
 
 
 class Linear(SparkFamily):
