@@ -80,6 +80,11 @@ class Preprocessing(_Strict):
     onehot_max_categories: int = Field(20, ge=2, le=1000, description="above this, categoricals are ordinal-encoded")
 
 
+class SparkOptions(_Strict):
+    direct_read_mb: float = Field(256, ge=0, description=(
+        "above this partition size, Spark families read the Parquet partition directly, not through pandas"))
+
+
 class Promotion(_Strict):
     margin: float = Field(0.0, ge=0, description="how much better the challenger must score on test rows")
 
@@ -98,6 +103,7 @@ class DatasetConfig(_Strict):
     split: Split = Split()
     preprocessing: Preprocessing = Preprocessing()
     promotion: Promotion = Promotion()
+    spark: SparkOptions = SparkOptions()
     seed: int = Field(42, ge=0, le=2**32 - 1)
     drop_columns: list[str] = Field(default_factory=list)
     schedule: str | None = None

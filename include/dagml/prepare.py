@@ -133,3 +133,32 @@ def final_training_rows(roles):
     if (roles == "train").any():
         return roles == "train"
     return (roles != "test") & (roles != "dropped")
+
+
+class FrameData:
+    """A run's rows as a pandas frame, preprocessed by scikit-learn with training rows' statistics.
+
+    The interface every family's data goes through (see ``families.spark.SparkData`` for the
+    one that never brings the rows into the worker's memory): ``folds`` for the search,
+    ``final`` for the refit, ``rows`` to score validation and test rows.
+    """
+
+    def __init__(self, df, roles, recipe: dict, scale: bool):
+        self.df, self.roles, self.recipe, self.scale = df, roles, recipe, scale
+
+    def has(self, role: str) -> bool:
+        return bool((self.roles == role).any())
+
+    def folds(self) -> list[Fold]:
+        return folds(self.df, self.roles, self.recipe, self.scale)
+
+    def final(self):
+        """(fitted preprocessor, X, y) of the refit's training rows."""
+        pre = build_preprocessor(self.recipe, self.scale)
+        rows = self.df[final_training_rows(self.roles)]
+        return pre, pre.fit_transform(rows[self.recipe["features"]]), encode_target(rows[self.recipe["target"]],
+                                                                                   self.recipe)
+
+    def rows(self, role: str, pre):
+        rows = self.df[self.roles == role]
+        return pre.transform(rows[self.recipe["features"]]), encode_target(rows[self.recipe["target"]], self.recipe)

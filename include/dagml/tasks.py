@@ -125,8 +125,23 @@ def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: 
         raise
 
 
+def _training_data(config: DatasetConfig, family, prepared: dict, recipe: dict, stores: Stores):
+    """The rows as pandas, or, for a Spark family on a partition above ``spark.direct_read_mb``,
+    as Spark frames read straight from the Parquet artifact (never collected to this worker)."""
+    from dagml.prepare import FrameData
+
+    size_mb = stores.artifacts.size(prepared["data_uri"]) / 2**20
+    if family.kind == "spark" and size_mb > config.spark.direct_read_mb:
+        from dagml.families.spark import SparkData
+
+        log.info("partition is %.1f MB: Spark reads it directly", size_mb)
+        return SparkData(prepared["data_uri"], prepared["split_uri"], recipe, family.needs_scaling)
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    return FrameData(df, roles, recipe, family.needs_scaling)
+
+
 def _search_family(config, family_key, prepared, keys, stores) -> dict:
-    from dagml import prepare as prep
     from dagml.families import get_family
     from dagml.predictors import save_model_folder
     from dagml.search import search
@@ -138,33 +153,29 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
         raise FamilyFailed(f"{family_key} cannot do a {task} task")
     entry = next(f for f in config.families if f.name == family_key)
     budget = entry.budget(config.budget)
-    df = stores.artifacts.read_parquet(prepared["data_uri"])
-    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
-    folds = prep.folds(df, roles, recipe, family.needs_scaling)
+    data = _training_data(config, family, prepared, recipe, stores)
     trials_uri = stores.uri(keys, family_key, "trials.pkl")
     trials_path = _local_path(stores, trials_uri)
     if trials_path:
         trials_path.parent.mkdir(parents=True, exist_ok=True)
     log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
-    result = search(family, folds, task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
+    result = search(family, data.folds(), task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
                     config.seed, trials_path)
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
 
-    final = prep.final_training_rows(roles)
-    pre = prep.build_preprocessor(recipe, family.needs_scaling)
-    features, target = recipe["features"], recipe["target"]
-    X_train = pre.fit_transform(df.loc[final, features])
+    pre, X_train, y_train = data.final()
     started = time.perf_counter()
-    model = family.fit(result.best_params, X_train, prep.encode_target(df.loc[final, target], recipe), task,
-                       prepared["n_classes"], config.seed)
+    model = family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed)
     fit_seconds = time.perf_counter() - started
 
-    def score(mask):
-        return metric(prep.encode_target(df.loc[mask, target], recipe), model.predict(pre.transform(df.loc[mask, features])))
+    def score(role):
+        X, y = data.rows(role, pre)
+        return metric(y, model.predict(X))
 
-    val_score = score(roles == "valid") if (roles == "valid").any() else result.best_score
-    test_score = score(roles == "test")
+    val_score = score("valid") if data.has("valid") else result.best_score
+    test_score = score("test")
+    features = recipe["features"]
     manifest = {"family": family_key, "task": task, "metric": metric.name, "features": features,
                 "classes": recipe.get("classes"), "params": result.best_params, "dag_id": keys.dag_id,
                 "partition": keys.partition, "run_id": keys.run_id}

@@ -49,6 +49,107 @@ def _frame(X, y=None):
         "row", "features", *(["label"] if y is not None else []))
 
 
+def _raw_frame(pdf):
+    import numpy as np
+
+    pdf = pdf.copy()
+    pdf["row"] = np.arange(len(pdf))
+    return session().createDataFrame(pdf)
+
+
+class SparkRows:
+    """Rows of the run's Parquet partition as a Spark frame, with the recipe's Spark ML stages."""
+
+    def __init__(self, df, n_rows: int, recipe: dict, scale: bool):
+        self.df, self.shape, self.recipe, self.scale = df, (n_rows, len(recipe["features"])), recipe, scale
+
+    def preprocessing(self) -> list:
+        """The recipe in Spark ML: median imputation, one-hot or ordinal codes, optional scaling."""
+        from pyspark.ml.feature import Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+
+        r = self.recipe
+        stages, inputs = [], []
+        if r["numeric"]:
+            imputed = [f"{c}__imputed" for c in r["numeric"]]
+            stages.append(Imputer(strategy="median", inputCols=r["numeric"], outputCols=imputed))
+            inputs += imputed
+        for col in r["onehot"] + r["ordinal"]:
+            stages.append(StringIndexer(inputCol=col, outputCol=f"{col}__index", handleInvalid="keep",
+                                        stringOrderType="alphabetAsc"))
+        if r["onehot"]:
+            onehot = [f"{c}__onehot" for c in r["onehot"]]
+            stages.append(OneHotEncoder(inputCols=[f"{c}__index" for c in r["onehot"]], outputCols=onehot,
+                                        handleInvalid="keep", dropLast=False))
+            inputs += onehot
+        inputs += [f"{c}__index" for c in r["ordinal"]]
+        assembled = "features__raw" if self.scale else "features"
+        stages.append(VectorAssembler(inputCols=inputs, outputCol=assembled, handleInvalid="keep"))
+        if self.scale:
+            stages.append(StandardScaler(inputCol=assembled, outputCol="features", withMean=True, withStd=True))
+        return stages
+
+
+class SparkData:
+    """The ``prepare.FrameData`` interface over the Parquet partition, read by Spark itself.
+
+    For partitions too large for one worker's memory: rows stay in Spark; only labels and
+    predictions of validation and test rows come back, for the shared metric code.
+    """
+
+    def __init__(self, data_uri: str, split_uri: str, recipe: dict, scale: bool):
+        from pyspark.sql import functions as F
+
+        spark = session()
+        raw = spark.read.parquet(data_uri)
+        # the split is one role per row in file order; zipWithIndex keeps Parquet's file order
+        with_row = raw.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1])).toDF([*raw.columns, "row"])
+        split = spark.read.parquet(split_uri).rdd.zipWithIndex().map(lambda p: (p[0][0], p[1])).toDF(["role", "row"])
+        target = F.col(recipe["target"])
+        if recipe.get("classes") is not None:
+            mapping = F.create_map(*[F.lit(x) for i, c in enumerate(recipe["classes"]) for x in (c, float(i))])
+            label = mapping[target.cast("string")]
+        else:
+            label = target.cast("double")
+        self.df = with_row.join(split, "row").withColumn("label", label).cache()
+        self.recipe, self.scale = recipe, scale
+        self.counts = {r["role"]: r["count"] for r in self.df.groupBy("role").count().collect()}
+
+    def has(self, role: str) -> bool:
+        return self.counts.get(role, 0) > 0
+
+    def _rows(self, condition, n) -> SparkRows:
+        return SparkRows(self.df.where(condition), n, self.recipe, self.scale)
+
+    def _labels(self, role):
+
+        labels = self.df.where(self.df.role == role).orderBy("row").select("label").toPandas()["label"]
+        return labels.to_numpy(dtype=int if self.recipe.get("classes") is not None else float)
+
+    def folds(self):
+        from dagml.prepare import Fold
+
+        names = sorted(r for r in self.counts if r.startswith("fold")) or ["valid"]
+        out = []
+        for name in names:
+            if name == "valid":
+                train = self._rows(self.df.role == "train", self.counts.get("train", 0))
+            else:
+                train = self._rows(~self.df.role.isin(name, "test", "dropped"), 0)
+            out.append(Fold(train, None, self._rows(self.df.role == name, self.counts[name]), self._labels(name)))
+        return out
+
+    def final(self):
+        from sklearn.preprocessing import FunctionTransformer
+
+        role = "train" if self.has("train") else None
+        condition = self.df.role == "train" if role else ~self.df.role.isin("test", "dropped")
+        # the Spark pipeline carries its own preprocessing: the stored preprocessor passes raw columns on
+        return FunctionTransformer(), self._rows(condition, self.counts.get("train", 0)), None
+
+    def rows(self, role: str, pre):
+        return self._rows(self.df.role == role, self.counts.get(role, 0)), self._labels(role)
+
+
 class SparkModel(Model):
     def __init__(self, model, task: str, n_classes: int):
         self.model, self.task, self.n_classes = model, task, n_classes
@@ -57,11 +158,17 @@ class SparkModel(Model):
         import numpy as np
         from pyspark.ml.functions import vector_to_array
 
-        out = self.model.transform(_frame(X)).orderBy("row")
+        if isinstance(X, SparkRows):  # the direct path: raw columns, the pipeline preprocesses
+            frame, n = X.df, X.shape[0]
+        elif hasattr(X, "columns"):  # raw pandas rows, scored later through dagml.predictors
+            frame, n = _raw_frame(X), len(X)
+        else:
+            frame, n = _frame(X), len(X)
+        out = self.model.transform(frame).orderBy("row")
         if self.task == "regression":
             return out.select("prediction").toPandas()["prediction"].to_numpy(dtype=float)
         proba = np.stack(out.select(vector_to_array("probability").alias("p")).toPandas()["p"].to_numpy())
-        full = np.zeros((len(X), self.n_classes))
+        full = np.zeros((n, self.n_classes))
         full[:, : proba.shape[1]] = proba  # a top class unseen in training has no column
         return full
 
@@ -109,6 +216,11 @@ class SparkFamily(Family):
         raise NotImplementedError
 
     def fit(self, params, X, y, task, n_classes, seed):
+        if isinstance(X, SparkRows):  # the direct path: preprocessing is part of the Spark pipeline
+            from pyspark.ml import Pipeline
+
+            stages = [*X.preprocessing(), self.estimator(params, task, seed)]
+            return SparkModel(Pipeline(stages=stages).fit(X.df), task, n_classes)
         return SparkModel(self.estimator(params, task, seed).fit(self._cached_frame(X, y)), task, n_classes)
 
     def _cached_frame(self, X, y):

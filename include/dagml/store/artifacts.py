@@ -56,6 +56,10 @@ class ArtifactStore:
         fs, path = self._fs(uri)
         return fs.exists(path)
 
+    def size(self, uri: str) -> int:
+        fs, path = self._fs(uri)
+        return fs.size(path)
+
     def write_json(self, uri: str, obj) -> str:
         return self.write_bytes(uri, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
