@@ -12,7 +12,7 @@ DEMO_DAG ?= automl__breast_cancer
 # Debian packages: R and the R families' packages (CRAN is not needed), Java for Spark.
 DEBS := r-base-core r-cran-glmnet r-cran-ranger r-cran-gbm r-cran-e1071 openjdk-17-jre-headless
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo test bench clean cluster-up cluster-down
 
 system-deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -48,6 +48,13 @@ test: install
 bench: install
 	$(PY) bench/parse_time.py
 	$(PY) bench/demo_overhead.py
+
+# The CeleryExecutor stack natively on this machine (Postgres and Redis on loopback): WORKERS=N.
+cluster-up: install
+	$(PY) airflow_config/cluster.py up --workers $${WORKERS:-2}
+
+cluster-down:
+	$(PY) airflow_config/cluster.py down
 
 clean:
 	rm -rf .airflow

@@ -66,3 +66,12 @@ def configs_dir() -> Path:
     if env := os.environ.get("DAGML_CONFIGS"):
         return Path(env)
     return Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", airflow_home() / "dags")) / "configs"
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` for a cluster on one machine: two Celery workers on one host
+    would otherwise record the same hostname on their task instances."""
+    import socket
+
+    name = os.environ.get("DAGML_WORKER_NAME")
+    return f"{socket.getfqdn()}-{name}" if name else socket.getfqdn()

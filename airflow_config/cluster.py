@@ -1,0 +1,211 @@
+"""The CeleryExecutor cluster, natively on one machine: `make cluster-up` / `make cluster-down`.
+
+Postgres holds Airflow's metadata and dagml's results, Redis is the broker; the api-server,
+scheduler, dag-processor, triggerer and N Celery workers each run in their own process
+group (so a test can kill -9 one worker without touching the rest), log to
+<home>/logs/<service>.log and record their pid in <home>/pids/. `up` waits until every
+service is healthy and writes <home>/env, which points the airflow and dagml CLIs at the
+cluster: `. .cluster/env; airflow dags list`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+QUEUES = "default,r,spark"
+
+
+def _env(home: Path, args) -> dict[str, str]:
+    pg = args.postgres.rstrip("/")
+    secret_file = home / "jwt_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+    return {
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "dagml.settings.worker_hostname",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{args.api_port}/execution/",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/{args.prefix}airflow",
+        "AIRFLOW__CELERY__BROKER_URL": args.redis,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}/{args.prefix}airflow",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+        "AIRFLOW__API__PORT": str(args.api_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{args.api_port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(args.heartbeat_timeout),
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(args.api_port + 800),
+        "AIRFLOW_CONN_DAGML_RESULTS": f"postgres://{pg}/{args.prefix}results",
+        "DAGML_ARTIFACTS_ROOT": str(home / "artifacts"),
+        "DAGML_CONFIGS": str(REPO / "dags" / "configs"),
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+    }
+
+
+def _create_databases(args) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"postgresql+psycopg2://{args.postgres.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            have = {r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database"))}
+            for name in (f"{args.prefix}airflow", f"{args.prefix}results"):
+                if name not in have:
+                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        sys.exit(f"cannot reach PostgreSQL at {args.postgres}: {exc.orig}. Start it (Debian: pg_ctlcluster "
+                 f"<version> main start) or pass --postgres user@host:port")
+
+
+def _check_redis(url: str) -> None:
+    host_port = url.split("://", 1)[1].split("/", 1)[0]
+    host, port = host_port.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            sock.sendall(b"PING\r\n")
+            if not sock.recv(64).startswith(b"+PONG"):
+                raise OSError("no PONG")
+    except OSError as exc:
+        sys.exit(f"cannot reach Redis at {url}: {exc}. Start it (redis-server --daemonize yes --port {port}) "
+                 "or pass --redis redis://host:port/db")
+
+
+def _services(workers: int) -> dict[str, list[str]]:
+    services = {
+        "api-server": ["airflow", "api-server"],
+        "scheduler": ["airflow", "scheduler"],
+        "dag-processor": ["airflow", "dag-processor"],
+        "triggerer": ["airflow", "triggerer"],
+    }
+    for i in range(1, workers + 1):
+        services[f"worker-{i}"] = ["airflow", "celery", "worker", "--queues", QUEUES, "--concurrency", "1",
+                                   "--celery-hostname", f"worker-{i}@%h"]
+    return services
+
+
+def _start(home: Path, name: str, cmd: list[str], env: dict, api_port: int) -> None:
+    (home / "logs").mkdir(exist_ok=True)
+    (home / "pids").mkdir(exist_ok=True)
+    extra = {}
+    if name.startswith("worker"):  # each worker serves its task logs on a port of its own
+        port = api_port + 800 + int(name.rsplit("-", 1)[1])
+        extra = {"DAGML_WORKER_NAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
+    with open(home / "logs" / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, env={**os.environ, **env, **extra}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=REPO)
+    (home / "pids" / f"{name}.pid").write_text(str(proc.pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _health(port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3) as resp:
+            return json.load(resp)
+    except OSError:
+        return None
+
+
+def _wait(home: Path, args, services) -> None:
+    deadline = time.time() + args.timeout
+    while time.time() < deadline:
+        dead = [n for n in services if not _alive(int((home / "pids" / f"{n}.pid").read_text()))]
+        if dead:
+            sys.exit(f"service(s) {', '.join(dead)} exited; see {home}/logs/")
+        health = _health(args.api_port) or {}
+        components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        healthy = all(health.get(c, {}).get("status") == "healthy" for c in components)
+        ready = all(b" ready." in (home / "logs" / f"{n}.log").read_bytes() for n in services if n.startswith("worker"))
+        if healthy and ready:
+            return
+        time.sleep(1)
+    sys.exit(f"the cluster did not become healthy within {args.timeout} s; see {home}/logs/")
+
+
+def up(args) -> None:
+    home = Path(args.home).resolve()
+    if (home / "pids").exists() and any(_alive(int(p.read_text())) for p in (home / "pids").glob("*.pid")):
+        sys.exit(f"a cluster already runs from {home}: make cluster-down first")
+    home.mkdir(parents=True, exist_ok=True)
+    _create_databases(args)
+    _check_redis(args.redis)
+    env = _env(home, args)
+    password = secrets.token_urlsafe(12)
+    (home / "passwords.json").write_text(json.dumps({"admin": password}))
+    (home / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
+    for cmd in (["airflow", "db", "migrate"], ["dagml", "db", "upgrade"]):
+        done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=REPO)
+        if done.returncode:
+            sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    services = _services(args.workers)
+    for name, cmd in services.items():
+        _start(home, name, cmd, env, args.api_port)
+    _wait(home, args, services)
+    print(f"dagml cluster is up: {len(services)} services, {args.workers} Celery worker(s) on queues {QUEUES}\n"
+          f"  UI:    http://127.0.0.1:{args.api_port}  (user admin, password {password})\n"
+          f"  CLIs:  . {home}/env; airflow dags list; dagml list\n"
+          f"  logs:  {home}/logs/   stop: make cluster-down")
+
+
+def down(args) -> None:
+    home = Path(args.home).resolve()
+    pids = sorted((home / "pids").glob("*.pid")) if (home / "pids").exists() else []
+    for path in pids:
+        pid = int(path.read_text())
+        if _alive(pid):
+            os.killpg(pid, signal.SIGTERM)  # each service leads its own process group
+    deadline = time.time() + 30
+    for path in pids:
+        pid = int(path.read_text())
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        path.unlink()
+    print(f"stopped {len(pids)} service(s) started from {home}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--home", default=str(REPO / ".cluster"))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 2)))
+    parser.add_argument("--postgres", default="postgres@127.0.0.1:5432", help="user[:password]@host:port")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
+    parser.add_argument("--prefix", default="dagml_", help="prefix of the two Postgres database names")
+    parser.add_argument("--api-port", type=int, default=8080)
+    parser.add_argument("--heartbeat-timeout", type=int, default=60)
+    parser.add_argument("--timeout", type=int, default=180)
+    args = parser.parse_args(argv)
+    if shutil.which("airflow", path=str(VENV_BIN)) is None:
+        sys.exit(f"run with the venv's python ({VENV_BIN}/airflow not found): make cluster-up")
+    up(args) if args.command == "up" else down(args)
+
+
+if __name__ == "__main__":
+    main()
