@@ -258,10 +258,15 @@ def hgb_threads(reps: int = 5) -> dict:
 def thread_cap() -> dict:
     done = subprocess.run([sys.executable, "-c", CHILD_CAP], capture_output=True, text=True, env=os.environ.copy(),
                           cwd=TMP, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json(done.stdout)
 
 
 CHILDREN = {"floor": 'import numpy; print("{}")', "R": CHILD_R, "Spark": CHILD_SPARK}
+
+
+def last_json(stdout: str) -> dict:
+    """The child's JSON line (Airflow's logging may print to stdout around it)."""
+    return json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith("{")))
 
 
 def cold_starts() -> dict:
@@ -275,7 +280,7 @@ def cold_starts() -> dict:
             if done.returncode:
                 raise RuntimeError(f"{name} child failed: {done.stderr[-2000:]}")
             out[name]["wall"].append(wall)
-            out[name]["parts"].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            out[name]["parts"].append(last_json(done.stdout))
     return out
 
 

@@ -1,0 +1,120 @@
+"""A real CeleryExecutor cluster for these tests: its own Redis on a port of its own, its own
+Postgres databases, its own api-server port and home; torn down afterwards."""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.services import ensure
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = REPO / "airflow_config" / "cluster.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A Redis of the tests' own, so a test may restart it without touching the machine's."""
+    if not shutil.which("redis-server"):
+        raise RuntimeError("redis-server is not installed (Debian: redis-server)")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+           "--dir", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield {"port": port, "url": f"redis://127.0.0.1:{port}/0", "proc": proc, "cmd": cmd}
+    proc.terminate()
+    proc.wait(10)
+
+
+class Cluster:
+    def __init__(self, home: Path, api_port: int, prefix: str):
+        self.home, self.api_port, self.prefix = home, api_port, prefix
+        self.base = f"http://127.0.0.1:{api_port}"
+
+    def env(self) -> dict:
+        out = {}
+        for line in (self.home / "env").read_text().splitlines():
+            key, value = line.removeprefix("export ").split("=", 1)
+            out[key] = json.loads(value)
+        return out
+
+    def token(self) -> str:
+        password = json.loads((self.home / "passwords.json").read_text())["admin"]
+        return self.request("POST", "/auth/token", {"username": "admin", "password": password}, auth=False)[
+            "access_token"]
+
+    def request(self, method: str, path: str, body=None, auth=True):
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        req = urllib.request.Request(self.base + path, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # the dag-processor may not have parsed the file yet
+            try:
+                self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+                time.sleep(2)
+        run = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        return run["dag_run_id"]
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            state = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} {run_id} still running after {timeout} s")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory, redis_server):
+    ensure("postgres")
+    home = tmp_path_factory.mktemp("cluster")
+    prefix = f"dagml_t{uuid.uuid4().hex[:8]}_"
+    api_port = _free_port()
+    args = [sys.executable, str(CLUSTER), "--home", str(home), "--workers", "2", "--redis", redis_server["url"],
+            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20"]
+    up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True)
+    if up.returncode:
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((home / "logs").glob("*.log")))
+        raise RuntimeError(f"cluster did not start: {up.stdout}{up.stderr}\n{logs}")
+    yield Cluster(home, api_port, prefix)
+    subprocess.run([*args[:2], "down", "--home", str(home)], capture_output=True)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for name in ("airflow", "results"):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)'))
