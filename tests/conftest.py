@@ -41,3 +41,13 @@ def stores(tmp_path):
     s = Stores(ArtifactStore(str(tmp_path / "artifacts")), ResultsStore(f"sqlite:///{tmp_path}/results.db"))
     s.results.migrate()
     return s
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop a Spark session the tests started while logging still has somewhere to write."""
+    import logging
+
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    spark = sys.modules.get("dagml.families.spark")
+    if spark is not None and spark.session.cache_info().currsize:
+        spark.session().stop()
