@@ -52,9 +52,12 @@ def spark_master() -> str:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(SPARK_CONN_ID)
-        return f"{conn.host}:{conn.port}" if conn.port else conn.host
     except Exception:  # no Airflow here, or no such connection
         return os.environ.get("DAGML_SPARK_MASTER", "local[*]")
+    host = conn.host or "local[*]"
+    if "://" not in host and not host.startswith(("local", "yarn")):
+        host = f"spark://{host}"  # the URI form spark://host:7077 leaves only "host" in the host field
+    return f"{host}:{conn.port}" if conn.port else host
 
 
 def artifacts_root() -> str:

@@ -144,3 +144,28 @@ def test_every_family_failing_fails_the_run_and_promotes_nothing(tmp_path, store
     assert stores.results.champion(config.dag_id) is None
     assert stores.results.run(keys.dag_id, keys.partition)["status"] == "failed"
     assert prepared["task"] == "binary"
+
+
+def test_a_family_whose_every_trial_fails_is_a_failed_row_with_its_reason(tmp_path, stores, monkeypatch):
+    from dagml.errors import FamilyFailed
+    from dagml.families.sklearn import KNearestNeighbours
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["knn", "elastic_net"])
+    keys = tasks.RunKeys(config.dag_id, "p", "r")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+
+    def broken(self, params, task, seed):
+        raise RuntimeError("this knn is broken")
+
+    monkeypatch.setattr(KNearestNeighbours, "estimator", broken)
+    with pytest.raises(FamilyFailed):
+        tasks.search_family(config, "sklearn:knn", prepared, keys, stores)
+    for family in ("sklearn:elastic_net", "sklearn:dummy"):
+        tasks.search_family(config, family, prepared, keys, stores)
+    selection = tasks.select(config, keys, stores)
+    rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
+    assert rows["sklearn:knn"]["status"] == "failed"
+    assert "all 3 trial(s) failed; first error: RuntimeError: this knn is broken" in rows["sklearn:knn"]["error"]
+    assert selection["family"] == "sklearn:elastic_net"  # the run still selects from the others
