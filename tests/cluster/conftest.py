@@ -118,3 +118,22 @@ def cluster(tmp_path_factory, redis_server):
     with engine.connect() as conn:
         for name in ("airflow", "results"):
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)'))
+
+
+def kill_worker_running(cluster, dag_id: str, run_id: str, task_id: str, timeout: float = 300) -> dict:
+    """kill -9 the process group of the Celery worker that runs ``task_id`` (worker and task)."""
+    import os
+    import signal
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        running = [ti for ti in cluster.task_instances(dag_id, run_id)
+                   if ti["task_id"] == task_id and ti["state"] == "running" and ti["hostname"]]
+        if running:
+            ti = running[0]
+            worker = ti["hostname"].rsplit("-", 2)[-2:]  # <fqdn>-worker-<n>
+            pid = int((cluster.home / "pids" / f"{'-'.join(worker)}.pid").read_text())
+            os.killpg(pid, signal.SIGKILL)
+            return ti
+        time.sleep(0.5)
+    raise TimeoutError(f"no {task_id} instance started running within {timeout} s")
