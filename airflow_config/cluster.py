@@ -52,6 +52,8 @@ def _env(home: Path, args) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(args.heartbeat_timeout),
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+        # a task whose broker message was lost (a broker restarted without persistence) is requeued
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(args.queued_timeout),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(args.api_port + 800),
         "AIRFLOW_CONN_DAGML_RESULTS": f"postgres://{pg}/{args.prefix}results",
@@ -200,6 +202,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prefix", default="dagml_", help="prefix of the two Postgres database names")
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--heartbeat-timeout", type=int, default=60)
+    parser.add_argument("--queued-timeout", type=int, default=120)
     parser.add_argument("--timeout", type=int, default=180)
     args = parser.parse_args(argv)
     if shutil.which("airflow", path=str(VENV_BIN)) is None:

@@ -32,8 +32,9 @@ def redis_server(tmp_path_factory):
         raise RuntimeError("redis-server is not installed (Debian: redis-server)")
     port = _free_port()
     folder = tmp_path_factory.mktemp("redis")
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-           "--dir", str(folder)]
+    # A broker keeps its queue on disk (append-only file), so a restart loses no queued task.
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+           "--appendfsync", "always", "--dir", str(folder)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(50):
         try:
@@ -105,7 +106,7 @@ def cluster(tmp_path_factory, redis_server):
     prefix = f"dagml_t{uuid.uuid4().hex[:8]}_"
     api_port = _free_port()
     args = [sys.executable, str(CLUSTER), "--home", str(home), "--workers", "2", "--redis", redis_server["url"],
-            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20"]
+            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20", "--queued-timeout", "60"]
     up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True)
     if up.returncode:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((home / "logs").glob("*.log")))
