@@ -248,7 +248,7 @@ class Linear(SparkFamily):
 
     def spark_params(self, params, task, seed):
         return {"regParam": params["reg"], "elasticNetParam": params["elastic_net"], "maxIter": 200,
-                "standardization": False, "tol": 1e-9}
+                "standardization": False, "tol": 1e-6}
 
 
 class RandomForest(SparkFamily):
