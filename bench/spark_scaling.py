@@ -263,8 +263,11 @@ def main() -> None:
                 fam._cache = None
         del X, y, Xv, yv
         gc.collect()
+        if n != SIZES[-1]:  # a run cut short still leaves the sizes it finished in the doc
+            write(results, notes + [f"(Partial: written after {n:,} rows; the run went on to larger sizes.)"],
+                  session(), load_before, os.getloadavg())
     dump = TMP / "results.json"
-    dump.write_text(json.dumps([{k: v for k, v in r.items()} for r in results], indent=1, default=str))
+    dump.write_text(json.dumps(results, indent=1, default=str))
     log(f"raw results: {dump}")
     write(results, notes, session(), load_before, os.getloadavg())
 
