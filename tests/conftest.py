@@ -47,8 +47,8 @@ def pytest_sessionfinish(session, exitstatus):
     """Stop a Spark session the tests started while logging still has somewhere to write."""
     import logging
 
-    for name in ("py4j", "rpy2"):  # both log at interpreter exit, after pytest closed its streams
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("py4j", "rpy2", "dagml.r"):  # they log at interpreter exit, after pytest closed its streams
+        logging.getLogger(name).setLevel(logging.ERROR)
     spark = sys.modules.get("dagml.families.spark")
     if spark is not None and spark.session.cache_info().currsize:
         spark.session().stop()
