@@ -59,6 +59,13 @@ PAIRS = {
                  "spark:gbt", lambda n: {"max_iter": 20, "max_depth": 4, "step_size": 0.1, "subsampling": 1.0}),
 }
 STARTED = time.perf_counter()
+# After each size the state goes here; `--resume` continues from it (a run killed from outside keeps its sizes).
+STATE = Path(tempfile.gettempdir()) / "dagml-bench-spark-scaling.state.json"
+PRIOR = {"seconds": 0.0}  # run time of the invocations this one resumes
+
+
+def elapsed() -> float:
+    return PRIOR["seconds"] + time.perf_counter() - STARTED
 
 
 def log(message: str) -> None:
@@ -164,14 +171,26 @@ def main() -> None:
 
     auc = get_metric("roc_auc")
     load_before = os.getloadavg()
-    log("warming up the JVM")
-    warm_up()
     results = []  # one dict per (size, pair)
     measured: dict[str, dict[int, float | None]] = {}  # family key -> rows -> median seconds (None: over cap)
     notes = []
+    resumed = []  # [UTC start, sizes] of the earlier invocations
+    if "--resume" in sys.argv[1:] and STATE.exists():
+        state = json.loads(STATE.read_text())
+        results, notes, resumed = state["results"], state["notes"], state["done"]
+        measured = {k: {int(n): t for n, t in v.items()} for k, v in state["measured"].items()}
+        PRIOR["seconds"], load_before = state["seconds"], tuple(state["load_before"])
+        log(f"resuming {STATE}: {sorted({r['n'] for r in results})} rows done")
+    else:
+        STATE.unlink(missing_ok=True)
+    this_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    log("warming up the JVM")
+    warm_up()
     spark_fams = {pair[2]: get_family(pair[2])() for pair in PAIRS.values()}
     for n in SIZES:
-        left = BUDGET - (time.perf_counter() - STARTED)
+        if any(r["n"] == n for r in results):
+            continue
+        left = BUDGET - elapsed()
         plan = {}
         for name, (sk_key, _, sp_key, _) in PAIRS.items():
             for key in (sk_key, sp_key):
@@ -233,7 +252,7 @@ def main() -> None:
                     if plan[key] is not None or row["error"].get(key):
                         continue
                     family = spark_fams.get(key) or get_family(key)()
-                    remaining = BUDGET - (time.perf_counter() - STARTED)
+                    remaining = BUDGET - elapsed()
                     log(f"{n:,} rows, round {rnd + 1}: {key}")
                     with threadpool_limits(limits=1):
                         seconds, model, error = timed_fit(family, params(n), X, y, min(CAP, max(60.0, remaining)))
@@ -263,13 +282,15 @@ def main() -> None:
                 fam._cache = None
         del X, y, Xv, yv
         gc.collect()
+        mine = sorted({r["n"] for r in results} - {m for _, ns in resumed for m in ns})
+        STATE.write_text(json.dumps({"results": results, "notes": notes, "done": resumed + [[this_start, mine]],
+                                     "measured": measured, "seconds": elapsed(), "load_before": load_before},
+                                    default=str))
         if n != SIZES[-1]:  # a run cut short still leaves the sizes it finished in the doc
             write(results, notes + [f"(Partial: written after {n:,} rows; the run went on to larger sizes.)"],
-                  session(), load_before, os.getloadavg())
-    dump = TMP / "results.json"
-    dump.write_text(json.dumps(results, indent=1, default=str))
-    log(f"raw results: {dump}")
-    write(results, notes, session(), load_before, os.getloadavg())
+                  session(), load_before, os.getloadavg(), resumed)
+    log(f"state: {STATE}")
+    write(results, notes, session(), load_before, os.getloadavg(), resumed)
 
 
 def cell(row, key) -> str:
@@ -283,11 +304,23 @@ def cell(row, key) -> str:
     return f"{median(times):.1f}" + (f" ({min(times):.1f}–{max(times):.1f})" if len(times) > 1 else "")
 
 
+def resumed_note(resumed) -> str:
+    earlier = [(when, ns) for when, ns in resumed if ns]
+    if not earlier:
+        return ""
+    parts = "; ".join(f"{', '.join(f'{n:,}' for n in ns)} rows by the invocation started {when}" for when, ns in earlier)
+    return (f", over {len(resumed) + 1} invocations (an earlier one was ended from outside, and this one resumed "
+            f"its checkpoint with `--resume`: {parts}; both sides of every size ran in one invocation)")
+
+
 def seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def write(results, notes, spark, load_before, load_after) -> None:
+def write(results, notes, spark, load_before, load_after, resumed=()) -> None:
+    from dagml.families import get_family
+
+    LINEAR = get_family("spark:linear")().spark_params(PAIRS["linear"][3](1), "binary", 42)  # noqa: N806
     lines = ["| rows | pair | rounds | scikit-learn s | Spark s | Spark / scikit-learn | iterations (sk / Spark) "
              "| validation roc_auc (sk / Spark) |", "|---|---|---|---|---|---|---|---|"]
     verdicts = []  # (rows, pair, Spark / scikit-learn, is a lower bound)
@@ -328,7 +361,7 @@ def write(results, notes, spark, load_before, load_after) -> None:
                "Spark never pays here: at every size measured it is slower than scikit-learn on the same rows.")
     write_section("spark_scaling", f"""## Spark ML vs scikit-learn as rows grow (local[*], 2 cores)
 
-{provenance()} Total run time {time.perf_counter() - STARTED:.0f} s; load average (1 min)
+{provenance()} Total run time {elapsed():.0f} s{resumed_note(resumed)}; load average (1 min)
 {load_before[0]:.1f} at the start and {load_after[0]:.1f} at the end, on {os.cpu_count()} cores; Spark {spark.version},
 master `{spark.sparkContext.master}` ({spark.sparkContext.defaultParallelism} cores), dagml's `session()` unchanged
 (driver memory left at Spark's default).
@@ -340,8 +373,8 @@ then its median. Points: elastic net at lambda = {LAMBDA:g}, l1 share {ALPHA} (s
 `reg` = lambda; sklearn:elastic_net `C` = 1 / (n × lambda), saga); boosting with 20 iterations,
 learning rate 0.1, at most 16 leaves (`max_leaf_nodes` 16, `min_samples_leaf` 20, 255 bins)
 vs `max_depth` 4 (Spark's defaults: 32 bins, `minInstancesPerNode` 1), no subsampling.
-spark:linear is dagml's family as is: `maxIter` 200 and `tol` 1e-9 (the iterations column shows
-how many it ran), each iteration a Spark job; saga stops at its own tolerance (1e-4). scikit-learn is capped to one native
+spark:linear is dagml's family as is: `maxIter` {LINEAR['maxIter']} and `tol` {LINEAR['tol']:g} (the iterations column
+shows how many it ran), each iteration a Spark job; saga stops at its own tolerance (1e-4). scikit-learn is capped to one native
 thread as in a dagml search task (saga is single-threaded anyway); the boosting pair is also
 fitted once per size with every core, since Spark uses both. roc_auc is on {VALID:,} further rows:
 equal values show the pair fits the same model. Cap: {CAP:.0f} s per fit (a Spark fit past it is
