@@ -26,16 +26,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 QUEUES = "default,r,spark"
+# What dagml's cluster changes from Airflow's defaults to cut scheduling gaps
+# (docs/benchmarks.md, cluster_overhead; `--airflow-defaults` leaves these out to compare).
+TUNING = {
+    # the scheduler loop sleeps this long when it found nothing to do (default 1 s): it bounds
+    # the gap between one task's end and the next one's queueing
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+}
 
 
 def _env(home: Path, args) -> dict[str, str]:
     pg = args.postgres.rstrip("/")
+    dags = Path(args.dags).resolve()
     secret_file = home / "jwt_secret"
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(32))
     return {
         "AIRFLOW_HOME": str(home / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -51,15 +59,15 @@ def _env(home: Path, args) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(args.heartbeat_timeout),
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
         # a task whose broker message was lost (a broker restarted without persistence) is requeued
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(args.queued_timeout),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(args.api_port + 800),
         "AIRFLOW_CONN_DAGML_RESULTS": f"postgres://{pg}/{args.prefix}results",
         "DAGML_ARTIFACTS_ROOT": str(home / "artifacts"),
-        "DAGML_CONFIGS": str(REPO / "dags" / "configs"),
+        "DAGML_CONFIGS": str(dags / "configs"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        **({} if args.airflow_defaults else TUNING),
     }
 
 
@@ -204,6 +212,9 @@ def main(argv=None) -> None:
     parser.add_argument("--heartbeat-timeout", type=int, default=60)
     parser.add_argument("--queued-timeout", type=int, default=120)
     parser.add_argument("--timeout", type=int, default=180)
+    parser.add_argument("--dags", default=str(REPO / "dags"), help="the DAG folder (its configs/ holds the datasets)")
+    parser.add_argument("--airflow-defaults", action="store_true",
+                        help="leave out dagml's scheduler tuning (to measure what it changes)")
     args = parser.parse_args(argv)
     if shutil.which("airflow", path=str(VENV_BIN)) is None:
         sys.exit(f"run with the venv's python ({VENV_BIN}/airflow not found): make cluster-up")
