@@ -139,7 +139,6 @@ def score(
     configs: ConfigsOption = None,
 ):
     """Predict with the dataset's champion (its checksum verified first)."""
-    from dagml import settings
     from dagml.predictors import load_verified
     from dagml.sources import read_source
     from dagml.store.artifacts import ArtifactStore
@@ -149,7 +148,7 @@ def score(
     if champ is None:
         err.print(f"{config.dag_id} has no champion yet")
         raise typer.Exit(1)
-    predictor = load_verified(ArtifactStore(settings.artifacts_root()), champ["model_uri"], champ["model_sha256"])
+    predictor = load_verified(ArtifactStore.from_settings(), champ["model_uri"], champ["model_sha256"])
     df = read_source(str(input_path))
     scored = df.copy()
     scored["prediction"] = predictor.predict(df)

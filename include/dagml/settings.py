@@ -4,7 +4,8 @@ Results: the Airflow connection ``dagml_results`` (any SQLAlchemy-supported DB:
 sqlite, postgres, mysql), else ``DAGML_RESULTS_URL``, else SQLite under AIRFLOW_HOME.
 Spark master: the Airflow connection ``dagml_spark``, else ``DAGML_SPARK_MASTER``, else local[*].
 Artifacts: ``DAGML_ARTIFACTS_ROOT`` (a folder or s3://bucket/prefix), else a folder
-under AIRFLOW_HOME.
+under AIRFLOW_HOME; an object store's credentials and endpoint come from the Airflow
+connection ``dagml_artifacts`` (type aws), else from the usual AWS_* variables.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 RESULTS_CONN_ID = "dagml_results"
 SPARK_CONN_ID = "dagml_spark"
+ARTIFACTS_CONN_ID = "dagml_artifacts"
 _DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
 
 
@@ -62,6 +64,26 @@ def spark_master() -> str:
 
 def artifacts_root() -> str:
     return os.environ.get("DAGML_ARTIFACTS_ROOT") or str(airflow_home() / "dagml" / "artifacts")
+
+
+def artifacts_storage_options() -> dict:
+    """fsspec options for an object-store root, from the connection ``dagml_artifacts``: login and
+    password are the access key and secret; extra may hold ``endpoint_url`` (an S3-compatible
+    server such as MinIO) and ``region_name``."""
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(ARTIFACTS_CONN_ID)
+    except Exception:  # no Airflow here, or no such connection: s3fs reads AWS_* itself
+        return {}
+    return _storage_options(conn)
+
+
+def _storage_options(conn) -> dict:
+    extra = conn.extra_dejson
+    client = {k: extra[k] for k in ("endpoint_url", "region_name") if extra.get(k)}
+    options = {"key": conn.login, "secret": conn.password} if conn.login else {}
+    return options | ({"client_kwargs": client} if client else {})
 
 
 def configs_dir() -> Path:

@@ -41,7 +41,7 @@ class Stores:
     def from_settings(cls) -> Stores:
         from dagml import settings
 
-        return cls(ArtifactStore(settings.artifacts_root()), ResultsStore(settings.results_url()))
+        return cls(ArtifactStore.from_settings(), ResultsStore(settings.results_url()))
 
     def uri(self, keys: RunKeys, *parts: str) -> str:
         return self.artifacts.uri(keys.dag_id, keys.partition, keys.run_id, *parts)
@@ -128,14 +128,22 @@ def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: 
 def _training_data(config: DatasetConfig, family, prepared: dict, recipe: dict, stores: Stores):
     """The rows as pandas, or, for a Spark family on a partition above ``spark.direct_read_mb``,
     as Spark frames read straight from the Parquet artifact (never collected to this worker)."""
-    from dagml.prepare import FrameData
-
     size_mb = stores.artifacts.size(prepared["data_uri"]) / 2**20
     if family.kind == "spark" and size_mb > config.spark.direct_read_mb:
+        if not stores.artifacts.is_local:  # Spark would need the Hadoop S3 connector's jars
+            log.warning("partition is %.1f MB, but Spark reads only local artifacts: reading it through pandas",
+                        size_mb)
+            return _frame_data(family, prepared, recipe, stores)
         from dagml.families.spark import SparkData
 
         log.info("partition is %.1f MB: Spark reads it directly", size_mb)
         return SparkData(prepared["data_uri"], prepared["split_uri"], recipe, family.needs_scaling)
+    return _frame_data(family, prepared, recipe, stores)
+
+
+def _frame_data(family, prepared: dict, recipe: dict, stores: Stores):
+    from dagml.prepare import FrameData
+
     df = stores.artifacts.read_parquet(prepared["data_uri"])
     roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
     return FrameData(df, roles, recipe, family.needs_scaling)

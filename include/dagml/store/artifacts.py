@@ -13,6 +13,7 @@ import io
 import json
 import re
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -25,10 +26,35 @@ class ChecksumMismatch(RuntimeError):
     pass
 
 
+@contextmanager
+def _naming(uri: str):
+    """An object store's errors ("The specified bucket does not exist") name no path: add it."""
+    try:
+        yield
+    except OSError as exc:
+        if uri in str(exc):
+            raise
+        try:
+            named = type(exc)(f"{uri}: {exc}")
+        except TypeError:
+            named = OSError(f"{uri}: {exc}")
+        raise named from exc
+
+
 class ArtifactStore:
     def __init__(self, root: str, storage_options: dict | None = None):
         self.root = str(root).rstrip("/")
         self.storage_options = storage_options or {}
+
+    @classmethod
+    def from_settings(cls) -> ArtifactStore:
+        from dagml import settings
+
+        return cls(settings.artifacts_root(), settings.artifacts_storage_options())
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root or self.root.startswith("file://")
 
     def _fs(self, uri: str):
         import fsspec
@@ -40,25 +66,29 @@ class ArtifactStore:
 
     def write_bytes(self, uri: str, data: bytes) -> str:
         fs, path = self._fs(uri)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if self.is_local:  # an object store has no folders (and dagml never creates buckets)
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp"
-        with fs.open(tmp, "wb") as fh:
-            fh.write(data)
-        fs.mv(tmp, path)  # readers never see half a file
+        with _naming(uri):
+            with fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            fs.mv(tmp, path)  # readers never see half a file
         return uri
 
     def read_bytes(self, uri: str) -> bytes:
         fs, path = self._fs(uri)
-        with fs.open(path, "rb") as fh:
+        with _naming(uri), fs.open(path, "rb") as fh:
             return fh.read()
 
     def exists(self, uri: str) -> bool:
         fs, path = self._fs(uri)
-        return fs.exists(path)
+        with _naming(uri):
+            return fs.exists(path)
 
     def size(self, uri: str) -> int:
         fs, path = self._fs(uri)
-        return fs.size(path)
+        with _naming(uri):
+            return fs.size(path)
 
     def write_json(self, uri: str, obj) -> str:
         return self.write_bytes(uri, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
