@@ -1,7 +1,8 @@
 """The hyperopt driver: TPE over one family's space, within an evaluation and seconds budget.
 
-Trials are saved after every evaluation (``trials_path``), so a retried task resumes
-where its predecessor stopped instead of starting over. A trial that raises is logged
+Trials are saved after every evaluation (``trials_path``; ``checkpoint`` is called after
+each, to copy the file elsewhere), so a retried task resumes where its predecessor stopped
+instead of starting over. A trial that raises is logged
 with its message and marked failed; the search goes on. Only when every trial fails
 does the family fail, with the first reason.
 """
@@ -14,6 +15,7 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family
@@ -53,7 +55,8 @@ def _load_trials(path: Path | None):
 
 
 def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
-           max_evals: int, seconds: float, seed: int, trials_path: Path | None = None) -> SearchResult:
+           max_evals: int, seconds: float, seed: int, trials_path: Path | None = None,
+           checkpoint: Callable[[], None] | None = None) -> SearchResult:
     import numpy as np
     from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
     from hyperopt.fmin import generate_trials_to_calculate
@@ -65,6 +68,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     name = family.key()
 
     def objective(params):
+        if checkpoint:  # hyperopt has saved the trials so far (all but this one)
+            checkpoint()
         state["i"] += 1
         started = time.perf_counter()
         try:

@@ -106,8 +106,34 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
             "metric": summary["metric"], "n_classes": len(recipe.get("classes", []))}
 
 
-def _local_path(stores: Stores, uri: str) -> Path | None:
-    return None if "://" in uri else Path(uri)
+@contextmanager
+def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
+    """A local file for hyperopt's trials, kept at ``uri`` so a retried search resumes there.
+
+    On a local root it is the file itself. On an object store it is a temporary copy: brought
+    down when a predecessor left one, and sent up at most every ``every_seconds`` while the
+    search runs (a trial may take milliseconds) and once at the end.
+    """
+    if stores.artifacts.is_local:
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield path, None
+        return
+    with tempfile.TemporaryDirectory(prefix="dagml-trials-") as folder:
+        path = Path(folder) / "trials.pkl"
+        if stores.artifacts.exists(uri):
+            path.write_bytes(stores.artifacts.read_bytes(uri))
+        sent = {"at": time.monotonic()}
+
+        def upload(force: bool = False) -> None:
+            if path.exists() and (force or time.monotonic() - sent["at"] >= every_seconds):
+                stores.artifacts.write_bytes(uri, path.read_bytes())
+                sent["at"] = time.monotonic()
+
+        try:
+            yield path, upload
+        finally:
+            upload(force=True)
 
 
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
@@ -164,12 +190,10 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     data = _training_data(config, family, prepared, recipe, stores)
     trials_uri = stores.uri(keys, family_key, "trials.pkl")
-    trials_path = _local_path(stores, trials_uri)
-    if trials_path:
-        trials_path.parent.mkdir(parents=True, exist_ok=True)
     log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
-    result = search(family, data.folds(), task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
-                    config.seed, trials_path)
+    with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
+        result = search(family, data.folds(), task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
+                        config.seed, trials_path, checkpoint)
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
 
     pre, X_train, y_train = data.final()

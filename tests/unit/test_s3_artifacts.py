@@ -77,3 +77,26 @@ def test_a_missing_bucket_is_an_error_naming_the_uri_and_is_not_created(s3_endpo
     with pytest.raises(FileNotFoundError, match="no-such-bucket-dagml"):
         store.write_json(store.uri("a.json"), {"a": 1})
     assert "no-such-bucket-dagml" not in {b["Name"] for b in _client(s3_endpoint).list_buckets()["Buckets"]}
+
+
+def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores, caplog):
+    import logging
+
+    from dagml.config import DatasetConfig
+
+    config = DatasetConfig.model_validate({
+        "name": "s3r", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
+        "families": [{"name": "elastic_net", "max_evals": 3}], "budget": {"max_evals": 2}})
+    keys = tasks.RunKeys(config.dag_id, "p", "r")
+    loaded = tasks.load(config, config.source.uri, keys, s3_stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, s3_stores), keys, s3_stores)
+    tasks.search_family(config, "sklearn:elastic_net", prepared, keys, s3_stores)
+    assert s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]["n_trials"] == 3
+    assert s3_stores.artifacts.exists(s3_stores.uri(keys, "sklearn:elastic_net", "trials.pkl"))
+
+    bigger = config.model_copy(update={"families": [config.families[0].model_copy(update={"max_evals": 5})]})
+    with caplog.at_level(logging.INFO, logger="dagml.search"):
+        tasks.search_family(bigger, "sklearn:elastic_net", prepared, keys, s3_stores)  # the retry
+    assert "resuming 3 saved trials" in caplog.text
+    assert len(s3_stores.results.trials(keys.dag_id, keys.partition, "sklearn:elastic_net")) == 5
+    assert s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]["n_trials"] == 5
