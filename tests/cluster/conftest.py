@@ -1,5 +1,8 @@
 """A real CeleryExecutor cluster for these tests: its own Redis on a port of its own, its own
-Postgres databases, its own api-server port and home; torn down afterwards."""
+Postgres databases, its own api-server port and home; torn down afterwards.
+
+Its DAG folder is the repo's dags/ plus the test-only DAGs of tests/cluster/dags/ (a model
+family that always raises)."""
 
 import json
 import shutil
@@ -17,6 +20,7 @@ from tests.services import ensure
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "airflow_config" / "cluster.py"
+TEST_DAGS = Path(__file__).parent / "dags"
 
 
 def _free_port() -> int:
@@ -105,8 +109,13 @@ def cluster(tmp_path_factory, redis_server):
     home = tmp_path_factory.mktemp("cluster")
     prefix = f"dagml_t{uuid.uuid4().hex[:8]}_"
     api_port = _free_port()
+    dags = home / "dags"
+    shutil.copytree(REPO / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in TEST_DAGS.glob("*.py"):
+        shutil.copy(path, dags)
     args = [sys.executable, str(CLUSTER), "--home", str(home), "--workers", "2", "--redis", redis_server["url"],
-            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20", "--queued-timeout", "60"]
+            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20", "--queued-timeout", "60",
+            "--dags", str(dags)]
     up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True)
     if up.returncode:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((home / "logs").glob("*.log")))

@@ -64,6 +64,54 @@ def test_a_redis_restart_during_a_run_does_not_stop_it(cluster, redis_server):
     assert len(rows) == 7 and all(r["status"] == "ok" for r in rows)
 
 
+REASON = "RuntimeError: always_raises raises by design"  # tests/cluster/dags/raising.py (not imported here:
+# it would register its family in this process, for the tests that run after)
+
+
+def _by_family(cluster, dag_id: str, run_id: str) -> dict:
+    return {ti["rendered_map_index"] or ti["task_id"]: ti for ti in cluster.task_instances(dag_id, run_id)}
+
+
+def test_a_family_that_always_raises_fails_after_its_retries_and_the_others_are_selected(cluster):
+    """tests/cluster/dags: sklearn:always_raises raises before its first trial, on every try."""
+    dag_id = "automl__one_family_raises"
+    run_id = cluster.trigger(dag_id, {})
+    assert cluster.wait(dag_id, run_id) == "success"
+
+    tis = _by_family(cluster, dag_id, run_id)
+    assert tis["sklearn:always_raises"]["state"] == "failed"
+    assert tis["sklearn:always_raises"]["try_number"] == 2  # retries: 1
+    assert {tis[k]["state"] for k in ("sklearn:elastic_net", "sklearn:dummy", "select", "promote", "report")} == {
+        "success"}
+
+    results = _results(cluster)
+    rows = {r["family"]: r for r in _rows_of(results, dag_id, run_id)}
+    assert sorted(rows) == ["sklearn:always_raises", "sklearn:dummy", "sklearn:elastic_net"]  # one row each
+    assert rows["sklearn:always_raises"]["status"] == "failed"
+    assert rows["sklearn:always_raises"]["error"] == REASON
+    assert rows["sklearn:elastic_net"]["status"] == rows["sklearn:dummy"]["status"] == "ok"
+    champion = results.champion(dag_id)
+    assert champion["family"] in {"sklearn:elastic_net", "sklearn:dummy"} and champion["run_id"] == run_id
+
+
+def test_when_every_family_raises_the_run_fails_and_nothing_is_promoted(cluster):
+    dag_id = "automl__every_family_raises"
+    run_id = cluster.trigger(dag_id, {})
+    assert cluster.wait(dag_id, run_id) == "failed"
+
+    tis = _by_family(cluster, dag_id, run_id)
+    assert {tis[k]["state"] for k in ("sklearn:always_raises", "sklearn:dummy", "select")} == {"failed"}
+    assert tis["sklearn:dummy"]["try_number"] == 2
+    assert {tis[k]["state"] for k in ("promote", "report")} == {"upstream_failed"}
+
+    results = _results(cluster)
+    rows = _rows_of(results, dag_id, run_id)
+    assert len(rows) == 2 and {(r["status"], r["error"]) for r in rows} == {("failed", REASON)}
+    assert results.champion(dag_id) is None and results.champion_history(dag_id) == []
+    run = results.latest_run(dag_id)
+    assert run["run_id"] == run_id and run["status"] == "failed" and "every family failed" in run["error"]
+
+
 def test_a_killed_worker_s_search_is_retried_elsewhere_and_nothing_is_lost(cluster):
     """Runs last: it leaves the cluster with one worker."""
     from tests.cluster.conftest import kill_worker_running
