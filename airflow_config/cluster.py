@@ -71,32 +71,73 @@ def _env(home: Path, args) -> dict[str, str]:
     }
 
 
-def _create_databases(args) -> None:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _postgres_engine(args):
     import sqlalchemy as sa
 
-    engine = sa.create_engine(f"postgresql+psycopg2://{args.postgres.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            have = {r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database"))}
-            for name in (f"{args.prefix}airflow", f"{args.prefix}results"):
-                if name not in have:
-                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        sys.exit(f"cannot reach PostgreSQL at {args.postgres}: {exc.orig}. Start it (Debian: pg_ctlcluster "
-                 f"<version> main start) or pass --postgres user@host:port")
+    return sa.create_engine(f"postgresql+psycopg2://{args.postgres.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
 
 
-def _check_redis(url: str) -> None:
-    host_port = url.split("://", 1)[1].split("/", 1)[0]
-    host, port = host_port.rsplit(":", 1)
+def _start_local_postgres(home: Path, args) -> None:
+    """Start the machine's own PostgreSQL cluster (Debian's pg_ctlcluster); `down` stops it again."""
+    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
+    host = args.postgres.rsplit("@", 1)[-1].rsplit(":", 1)[0]
+    if host not in LOOPBACK or not versions or not shutil.which("pg_ctlcluster"):
+        sys.exit(f"cannot reach PostgreSQL at {args.postgres}, and no local PostgreSQL cluster to start "
+                 "(Debian: apt-get install postgresql). Start one or pass --postgres user@host:port")
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]
+    subprocess.run(cmd, check=False, capture_output=True)
+    (home / "started-postgres").write_text(versions[-1])
+    print(f"started PostgreSQL {versions[-1]} ({' '.join(cmd)}); make cluster-down stops it")
+
+
+def _create_databases(home: Path, args) -> None:
+    import sqlalchemy as sa
+
+    for attempt in range(30):
+        try:
+            with _postgres_engine(args).connect() as conn:
+                have = {r[0] for r in conn.execute(sa.text("SELECT datname FROM pg_database"))}
+                for name in (f"{args.prefix}airflow", f"{args.prefix}results"):
+                    if name not in have:
+                        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            return
+        except sa.exc.OperationalError as exc:
+            if attempt == 0:
+                _start_local_postgres(home, args)
+            error = exc.orig
+        time.sleep(1)
+    sys.exit(f"cannot reach PostgreSQL at {args.postgres}: {error}")
+
+
+def _redis_ping(host: str, port: int) -> bool:
     try:
-        with socket.create_connection((host, int(port)), timeout=3) as sock:
+        with socket.create_connection((host, port), timeout=3) as sock:
             sock.sendall(b"PING\r\n")
-            if not sock.recv(64).startswith(b"+PONG"):
-                raise OSError("no PONG")
-    except OSError as exc:
-        sys.exit(f"cannot reach Redis at {url}: {exc}. Start it (redis-server --daemonize yes --port {port}) "
-                 "or pass --redis redis://host:port/db")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _ensure_redis(home: Path, args) -> None:
+    """Use the Redis at --redis; on loopback, start one (kept on disk) when none answers."""
+    host, port = args.redis.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    if _redis_ping(host, int(port)):
+        return
+    if host not in LOOPBACK or not shutil.which("redis-server"):
+        sys.exit(f"cannot reach Redis at {args.redis}, and redis-server is not installed to start one "
+                 "(Debian: apt-get install redis-server); or pass --redis redis://host:port/db")
+    (home / "redis").mkdir(exist_ok=True)
+    _start(home, "redis", ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                           "--dir", str(home / "redis")], {}, args.api_port)
+    for _ in range(50):
+        if _redis_ping(host, int(port)):
+            print(f"started Redis on port {port} (append-only file in {home}/redis); make cluster-down stops it")
+            return
+        time.sleep(0.2)
+    sys.exit(f"Redis did not start on port {port}; see {home}/logs/redis.log")
 
 
 def _services(workers: int) -> dict[str, list[str]]:
@@ -162,8 +203,8 @@ def up(args) -> None:
     if (home / "pids").exists() and any(_alive(int(p.read_text())) for p in (home / "pids").glob("*.pid")):
         sys.exit(f"a cluster already runs from {home}: make cluster-down first")
     home.mkdir(parents=True, exist_ok=True)
-    _create_databases(args)
-    _check_redis(args.redis)
+    _create_databases(home, args)
+    _ensure_redis(home, args)
     env = _env(home, args)
     password = secrets.token_urlsafe(12)
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
@@ -198,6 +239,11 @@ def down(args) -> None:
             os.killpg(pid, signal.SIGKILL)
         path.unlink()
     print(f"stopped {len(pids)} service(s) started from {home}")
+    if (home / "started-postgres").exists():  # `up` started the machine's PostgreSQL: stop it again
+        version = (home / "started-postgres").read_text()
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"], check=False)
+        (home / "started-postgres").unlink()
+        print(f"stopped PostgreSQL {version}, which make cluster-up had started")
 
 
 def main(argv=None) -> None:

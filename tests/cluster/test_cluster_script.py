@@ -1,0 +1,55 @@
+"""airflow_config/cluster.py's own duties: start what is missing, stop exactly what it started."""
+
+import argparse
+import importlib.util
+import socket
+import time
+
+import pytest
+
+from tests.cluster.conftest import CLUSTER, _free_port
+
+pytestmark = pytest.mark.cluster
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("cluster_script", CLUSTER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def test_a_missing_redis_is_started_kept_on_disk_and_stopped_by_down(tmp_path):
+    cluster, port = _script(), _free_port()
+    args = argparse.Namespace(redis=f"redis://127.0.0.1:{port}/0", api_port=_free_port(), home=str(tmp_path))
+    cluster._ensure_redis(tmp_path, args)
+    assert _answers(port)
+    assert (tmp_path / "pids" / "redis.pid").exists() and (tmp_path / "redis").is_dir()
+    cluster._ensure_redis(tmp_path, args)  # one answers now: nothing more is started
+    assert [p.name for p in (tmp_path / "pids").iterdir()] == ["redis.pid"]
+
+    cluster.down(args)
+    deadline = time.time() + 10
+    while _answers(port) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _answers(port) and not (tmp_path / "pids" / "redis.pid").exists()
+
+
+def test_what_cannot_be_started_is_named(tmp_path, monkeypatch):
+    cluster = _script()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server to be found
+    args = argparse.Namespace(redis=f"redis://127.0.0.1:{_free_port()}/0", api_port=_free_port())
+    with pytest.raises(SystemExit, match=r"cannot reach Redis at redis://127.0.0.1:\d+/0, and redis-server is not"):
+        cluster._ensure_redis(tmp_path, args)
+    remote = argparse.Namespace(redis="redis://10.255.255.1:6379/0", api_port=_free_port())
+    with pytest.raises(SystemExit, match="cannot reach Redis at redis://10.255.255.1:6379/0"):
+        cluster._ensure_redis(tmp_path, remote)
