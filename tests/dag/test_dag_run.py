@@ -63,6 +63,7 @@ def test_bad_data_fails_the_run_and_promotes_nothing(airflow_db, tmp_path):
     _, results = _stores()
     assert results.champion("automl__semicolons") is None
     recorded = results.run("automl__semicolons", "2026-03-01")
+    assert recorded is not None, f"no run recorded; airflow dags test printed:\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
     assert recorded["status"] == "failed"
     assert "is it ';'-separated? Set source.options.sep" in recorded["error"]
     assert recorded["selected_family"] is None
