@@ -59,7 +59,8 @@ def _env(home: Path, args) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(args.heartbeat_timeout),
-        # a task whose broker message was lost (a broker restarted without persistence) is requeued
+        # Airflow 3.3 fails a task queued for longer than this, and its token expires then too:
+        # it must outlast a search's wait for a worker slot (see --queued-timeout)
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(args.queued_timeout),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(args.api_port + 800),
@@ -121,10 +122,23 @@ def _redis_ping(host: str, port: int) -> bool:
         return False
 
 
+def _warn_if_volatile(url: str) -> None:
+    import redis
+
+    try:
+        persisted = redis.Redis.from_url(url).config_get("appendonly").get("appendonly") == "yes"
+    except redis.RedisError:  # CONFIG may be disabled on a managed Redis
+        return
+    if not persisted:
+        print(f"warning: the Redis at {url} keeps no append-only file: if it restarts, the tasks queued in it "
+              "are lost and wait out --queued-timeout before Airflow fails and retries them")
+
+
 def _ensure_redis(home: Path, args) -> None:
     """Use the Redis at --redis; on loopback, start one (kept on disk) when none answers."""
     host, port = args.redis.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
     if _redis_ping(host, int(port)):
+        _warn_if_volatile(args.redis)
         return
     if host not in LOOPBACK or not shutil.which("redis-server"):
         sys.exit(f"cannot reach Redis at {args.redis}, and redis-server is not installed to start one "
@@ -256,7 +270,9 @@ def main(argv=None) -> None:
     parser.add_argument("--prefix", default="dagml_", help="prefix of the two Postgres database names")
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--heartbeat-timeout", type=int, default=60)
-    parser.add_argument("--queued-timeout", type=int, default=120)
+    parser.add_argument("--queued-timeout", type=int, default=3600,
+                        help="seconds a task may wait for a worker slot before Airflow fails it (also the life of "
+                             "its token); above families / slots x budget.seconds of the runs queued at once")
     parser.add_argument("--timeout", type=int, default=180)
     parser.add_argument("--dags", default=str(REPO / "dags"), help="the DAG folder (its configs/ holds the datasets)")
     parser.add_argument("--airflow-defaults", action="store_true",

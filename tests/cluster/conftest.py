@@ -114,7 +114,7 @@ def cluster(tmp_path_factory, redis_server):
     for path in TEST_DAGS.glob("*.py"):
         shutil.copy(path, dags)
     args = [sys.executable, str(CLUSTER), "--home", str(home), "--workers", "2", "--redis", redis_server["url"],
-            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20", "--queued-timeout", "60",
+            "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20",
             "--dags", str(dags)]
     up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True)
     if up.returncode:

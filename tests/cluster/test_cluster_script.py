@@ -28,7 +28,7 @@ def _answers(port: int) -> bool:
         return False
 
 
-def test_a_missing_redis_is_started_kept_on_disk_and_stopped_by_down(tmp_path):
+def test_a_missing_redis_is_started_kept_on_disk_and_stopped_by_down(tmp_path, capsys):
     cluster, port = _script(), _free_port()
     args = argparse.Namespace(redis=f"redis://127.0.0.1:{port}/0", api_port=_free_port(), home=str(tmp_path))
     cluster._ensure_redis(tmp_path, args)
@@ -36,6 +36,13 @@ def test_a_missing_redis_is_started_kept_on_disk_and_stopped_by_down(tmp_path):
     assert (tmp_path / "pids" / "redis.pid").exists() and (tmp_path / "redis").is_dir()
     cluster._ensure_redis(tmp_path, args)  # one answers now: nothing more is started
     assert [p.name for p in (tmp_path / "pids").iterdir()] == ["redis.pid"]
+    assert "warning" not in capsys.readouterr().out
+
+    import redis
+
+    redis.Redis.from_url(args.redis).config_set("appendonly", "no")  # as the machine's shared Redis is
+    cluster._ensure_redis(tmp_path, args)
+    assert "keeps no append-only file: if it restarts, the tasks queued in it are lost" in capsys.readouterr().out
 
     cluster.down(args)
     deadline = time.time() + 10
