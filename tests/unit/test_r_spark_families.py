@@ -127,3 +127,18 @@ def test_spark_without_java_fails_with_a_clear_message(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(FamilyFailed, match="spark:gbt needs Java on this worker"):
         get_family("spark:gbt")().check_available()
+
+
+def test_starting_r_leaves_later_subprocesses_their_own_libraries():
+    """rpy2 sets LD_LIBRARY_PATH for R; a Python started afterwards (`airflow dags test`, a
+    task subprocess) then loaded the system's libpython and failed to import ssl."""
+    import os
+    import subprocess
+    import sys
+
+    from dagml.families.r import _r
+
+    _r()
+    assert "/usr/lib/R/lib" not in os.environ.get("LD_LIBRARY_PATH", "")
+    child = subprocess.run([sys.executable, "-c", "import ssl"], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr

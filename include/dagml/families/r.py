@@ -81,8 +81,19 @@ def _to_log(level):
 @lru_cache(maxsize=1)
 def _init_r():
     """The embedded R, with dagml's functions defined once per process; R's console goes to the log."""
+    import os
+
+    before = os.environ.get("LD_LIBRARY_PATH")
     import rpy2.robjects as ro
     from rpy2.rinterface_lib import callbacks
+
+    # rpy2 puts R's library path (with the system's lib folder first) into LD_LIBRARY_PATH. R is
+    # loaded by now, so it no longer needs it; left there, every later subprocess (another
+    # Python, Java) would load the system's libpython and fail ("undefined symbol").
+    if before is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = before
 
     callbacks.consolewrite_print = _to_log(logging.INFO)
     callbacks.consolewrite_warnerror = _to_log(logging.WARNING)
