@@ -29,12 +29,14 @@ class _Strict(BaseModel):
 
 class Source(_Strict):
     """Where a run's partition comes from. ``uri`` is a Jinja template rendered per run
-    (``{{ ds }}``, ``{{ data_interval_start }}``...): a local CSV or Parquet path, or
-    ``sklearn://<name>`` for a dataset bundled with scikit-learn."""
+    (``{{ ds }}``, ``{{ data_interval_start }}``...): a local CSV or Parquet path, an
+    ``s3://bucket/key`` object, or ``sklearn://<name>`` for a dataset bundled with scikit-learn."""
 
     uri: str = Field(min_length=1)
     format: Literal["auto", "csv", "parquet"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict, description="extra pandas reader arguments, e.g. sep")
+    conn_id: str | None = Field(None, min_length=1,
+                                description="Airflow connection (type aws) with the object store's credentials")
 
 
 class Budget(_Strict):

@@ -67,16 +67,20 @@ def artifacts_root() -> str:
 
 
 def artifacts_storage_options() -> dict:
-    """fsspec options for an object-store root, from the connection ``dagml_artifacts``: login and
-    password are the access key and secret; extra may hold ``endpoint_url`` (an S3-compatible
-    server such as MinIO) and ``region_name``."""
+    """fsspec options for an object-store root, from the connection ``dagml_artifacts``."""
     try:
-        from airflow.sdk import BaseHook
-
-        conn = BaseHook.get_connection(ARTIFACTS_CONN_ID)
+        return storage_options(ARTIFACTS_CONN_ID)
     except Exception:  # no Airflow here, or no such connection: s3fs reads AWS_* itself
         return {}
-    return _storage_options(conn)
+
+
+def storage_options(conn_id: str) -> dict:
+    """fsspec options from an Airflow connection of type aws: login and password are the access
+    key and secret; extra may hold ``endpoint_url`` (an S3-compatible server such as MinIO) and
+    ``region_name``. Raises when there is no such connection."""
+    from airflow.sdk import BaseHook
+
+    return _storage_options(BaseHook.get_connection(conn_id))
 
 
 def _storage_options(conn) -> dict:

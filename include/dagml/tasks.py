@@ -58,13 +58,24 @@ def _recording_failure(stores: Stores, keys: RunKeys, step: str):
         raise
 
 
+def _source_storage(config: DatasetConfig) -> dict | None:
+    from dagml import settings
+
+    if config.source.conn_id is None:
+        return None
+    try:
+        return settings.storage_options(config.source.conn_id)
+    except Exception as exc:
+        raise DataError(f"source.conn_id {config.source.conn_id!r}: cannot get the Airflow connection: {exc}") from exc
+
+
 def load(config: DatasetConfig, source_uri: str, keys: RunKeys, stores: Stores) -> dict:
     from dagml.sources import read_source
 
     stores.results.migrate()
     stores.results.start_run(keys.dag_id, keys.partition, keys.run_id)
     with _recording_failure(stores, keys, "load"):
-        df = read_source(source_uri, config.source.format, config.source.options)
+        df = read_source(source_uri, config.source.format, config.source.options, _source_storage(config))
         df.columns = [str(c) for c in df.columns]
         uri = stores.artifacts.write_parquet(stores.uri(keys, "data.parquet"), df)
     log.info("loaded %d rows x %d columns from %s", len(df), df.shape[1], source_uri)

@@ -1,4 +1,4 @@
-"""Artifacts in an S3-compatible object store: a real S3 server on loopback (moto's server mode)."""
+"""Sources and artifacts in an S3-compatible object store: a real S3 server on loopback (moto's server mode)."""
 
 import socket
 
@@ -100,3 +100,27 @@ def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores,
     assert "resuming 3 saved trials" in caplog.text
     assert len(s3_stores.results.trials(keys.dag_id, keys.partition, "sklearn:elastic_net")) == 5
     assert s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]["n_trials"] == 5
+
+
+def test_a_partition_is_read_from_the_object_store_with_the_source_connection(s3_endpoint, stores, monkeypatch):
+    from dagml.config import DatasetConfig
+    from dagml.errors import DataError
+
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", (
+        '{"conn_type": "aws", "login": "testing", "password": "testing", '
+        f'"extra": {{"endpoint_url": "{s3_endpoint}"}}}}'))
+    s3 = _client(s3_endpoint)
+    s3.create_bucket(Bucket="lake")
+    s3.put_object(Bucket="lake", Key="sales/2026-03-01.csv", Body=b"x,y\n1,a\n2,b\n3,a\n4,b\n")
+    config = DatasetConfig.model_validate({
+        "name": "lake", "source": {"uri": "s3://lake/sales/{{ ds }}.csv", "conn_id": "lake"}, "target": "y"})
+    keys = tasks.RunKeys(config.dag_id, "2026-03-01", "r1")
+    loaded = tasks.load(config, "s3://lake/sales/2026-03-01.csv", keys, stores)
+    assert loaded["rows"] == 4 and list(stores.artifacts.read_parquet(loaded["data_uri"]).columns) == ["x", "y"]
+
+    with pytest.raises(DataError, match="source s3://lake/sales/2026-03-02.csv: no such file"):
+        tasks.load(config, "s3://lake/sales/2026-03-02.csv", tasks.RunKeys(config.dag_id, "2026-03-02", "r2"), stores)
+    unknown = config.model_copy(update={"source": config.source.model_copy(update={"conn_id": "no_such_conn"})})
+    with pytest.raises(DataError, match="source.conn_id 'no_such_conn': cannot get the Airflow connection"):
+        tasks.load(unknown, "s3://lake/sales/2026-03-01.csv", keys, stores)
+    assert stores.results.run(config.dag_id, "2026-03-02")["status"] == "failed"
