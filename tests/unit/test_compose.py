@@ -56,6 +56,25 @@ def test_every_dagml_service_runs_real_airflow_and_dagml_commands():
     assert checked == DAGML_IMAGE and len(checked) >= 9
 
 
+def test_every_long_running_service_has_a_healthcheck_that_runs_a_real_command():
+    from airflow.cli.cli_parser import get_parser
+
+    parser = get_parser()
+    for name, service in COMPOSE["services"].items():
+        if service.get("restart") == "no":  # one-shot init services
+            continue
+        test = service["healthcheck"]["test"]
+        cmd = shlex.split(test[1]) if test[0] == "CMD-SHELL" else test[1:]
+        if cmd[0] == "airflow":
+            assert callable(parser.parse_args(cmd[1:]).func), name
+        elif cmd[0] == "celery":  # the Celery app Airflow's workers run
+            from airflow.providers.celery.executors.celery_executor import app
+
+            assert cmd[1:3] == ["--app", "airflow.providers.celery.executors.celery_executor.app"] and app.main
+        else:
+            assert cmd[0] in {"curl", "pg_isready", "redis-cli", "mc"}, (name, cmd)
+
+
 def test_workers_listen_on_each_family_queue():
     from dagml.factory import QUEUES
 
