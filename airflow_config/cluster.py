@@ -32,6 +32,9 @@ TUNING = {
     # the scheduler loop sleeps this long when it found nothing to do (default 1 s): it bounds
     # the gap between one task's end and the next one's queueing
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+    # a worker's supervisor may notice that its task process ended only at its next heartbeat
+    # (default every 5 s), holding the slot that long: ~5 s hand-offs between tasks
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
 }
 
 

@@ -142,8 +142,8 @@ its worker's log says "Workload finished" about 5 s later, and only then does th
 (one slot) take the next task. That fits the task supervisor's loop in
 `airflow/sdk/execution_time/supervisor.py` (`_monitor_subprocess`): when the task process has
 closed its sockets but not yet exited, the supervisor sleeps in `select()` for up to
-`[workers] min_heartbeat_interval` (5 s) before it looks again. The
-`AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL` config above, if present, bounds that sleep.
+`[workers] min_heartbeat_interval` (5 s by default) before it looks again: dagml's `TUNING`
+sets it to 1 s.
 """)
 
 
