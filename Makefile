@@ -12,7 +12,7 @@ DEMO_DAG ?= automl__breast_cancer
 # Debian packages: R and the R families' packages (CRAN is not needed), Java for Spark.
 DEBS := r-base-core r-cran-glmnet r-cran-ranger r-cran-gbm r-cran-e1071 openjdk-17-jre-headless
 
-.PHONY: install system-deps demo test bench clean cluster-up cluster-down
+.PHONY: install system-deps demo test bench bench-long clean cluster-up cluster-down
 
 system-deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -53,6 +53,14 @@ test: install $(COMPOSE_SCHEMA)
 bench: install
 	$(PY) bench/parse_time.py
 	$(PY) bench/demo_overhead.py
+
+# The long ones (about 2 hours on 2 cores): one fit per family, Spark vs scikit-learn as rows
+# grow, and the CeleryExecutor cluster's scale-out and scheduling overhead.
+bench-long: install
+	$(PY) bench/families.py
+	$(PY) bench/spark_scaling.py
+	$(PY) bench/cluster_scaleout.py --cycles 2
+	$(PY) bench/cluster_overhead.py --cycles 2
 
 # The CeleryExecutor stack natively on this machine (Postgres and Redis on loopback): WORKERS=N.
 cluster-up: install

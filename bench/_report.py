@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
 
-Written by the scripts in `bench/` (`make bench` runs them all); each section below is
+Written by the scripts in `bench/` (`make bench` the quick ones, `make bench-long` the rest); each section below is
 rewritten by the script it names. The machines are shared and noisy, so every figure that
 compares two things is a ratio of the two measured side by side, interleaved, in one run.
 """
