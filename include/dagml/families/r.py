@@ -10,6 +10,7 @@ fails only the task that needs R, with a message saying so.
 from __future__ import annotations
 
 import json
+import os
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -72,6 +73,7 @@ dagml_predict_svm <- function(fit, x, task) {
 
 
 log = logging.getLogger("dagml.r")
+_LIBRARY_PATH = os.environ.get("LD_LIBRARY_PATH")  # as it was before rpy2 (imported only in here) changed it
 
 
 def _to_log(level):
@@ -80,20 +82,18 @@ def _to_log(level):
 
 @lru_cache(maxsize=1)
 def _init_r():
-    """The embedded R, with dagml's functions defined once per process; R's console goes to the log."""
-    import os
-
-    before = os.environ.get("LD_LIBRARY_PATH")
+    """The embedded R, with dagml's functions defined once per process; R's console goes to the log.
+    Everything here that touches rpy2 goes through it first."""
     import rpy2.robjects as ro
     from rpy2.rinterface_lib import callbacks
 
     # rpy2 puts R's library path (with the system's lib folder first) into LD_LIBRARY_PATH. R is
     # loaded by now, so it no longer needs it; left there, every later subprocess (another
     # Python, Java) would load the system's libpython and fail ("undefined symbol").
-    if before is None:
+    if _LIBRARY_PATH is None:
         os.environ.pop("LD_LIBRARY_PATH", None)
     else:
-        os.environ["LD_LIBRARY_PATH"] = before
+        os.environ["LD_LIBRARY_PATH"] = _LIBRARY_PATH
 
     callbacks.consolewrite_print = _to_log(logging.INFO)
     callbacks.consolewrite_warnerror = _to_log(logging.WARNING)
@@ -112,10 +112,11 @@ def _r():
 
 def _matrix(X):
     import numpy as np
+
+    ro = _r()
     from rpy2.robjects import numpy2ri
     from rpy2.robjects.conversion import localconverter
 
-    ro = _r()
     with localconverter(ro.default_converter + numpy2ri.converter):
         rx = ro.conversion.get_conversion().py2rpy(np.ascontiguousarray(X, dtype=float))
     return ro.r["dagml_matrix"](rx)
@@ -163,9 +164,9 @@ class RFamily(Family):
 
     def check_available(self) -> None:
         try:
+            _r()
             from rpy2.robjects.packages import importr
 
-            _r()
             importr(self.r_package)
         except Exception as exc:  # no rpy2, no R, or no such R package on this worker
             raise FamilyFailed(
