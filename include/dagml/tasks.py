@@ -125,8 +125,8 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
     down when a predecessor left one, and sent up at most every ``every_seconds`` while the
     search runs (a trial may take milliseconds) and once at the end.
     """
-    if stores.artifacts.is_local:
-        path = Path(uri)
+    path = stores.artifacts.local_path(uri)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield path, None
         return
@@ -167,18 +167,13 @@ def _training_data(config: DatasetConfig, family, prepared: dict, recipe: dict, 
     as Spark frames read straight from the Parquet artifact (never collected to this worker)."""
     size_mb = stores.artifacts.size(prepared["data_uri"]) / 2**20
     if family.kind == "spark" and size_mb > config.spark.direct_read_mb:
-        if not stores.artifacts.is_local:  # Spark would need the Hadoop S3 connector's jars
-            log.warning("partition is %.1f MB, but Spark reads only local artifacts: reading it through pandas",
-                        size_mb)
-            return _frame_data(family, prepared, recipe, stores)
-        from dagml.families.spark import SparkData
+        if stores.artifacts.is_local:
+            from dagml.families.spark import SparkData
 
-        log.info("partition is %.1f MB: Spark reads it directly", size_mb)
-        return SparkData(prepared["data_uri"], prepared["split_uri"], recipe, family.needs_scaling)
-    return _frame_data(family, prepared, recipe, stores)
-
-
-def _frame_data(family, prepared: dict, recipe: dict, stores: Stores):
+            log.info("partition is %.1f MB: Spark reads it directly", size_mb)
+            return SparkData(prepared["data_uri"], prepared["split_uri"], recipe, family.needs_scaling)
+        # Spark would need the Hadoop S3 connector's jars
+        log.warning("partition is %.1f MB, but Spark reads only local artifacts: reading it through pandas", size_mb)
     from dagml.prepare import FrameData
 
     df = stores.artifacts.read_parquet(prepared["data_uri"])

@@ -1,8 +1,8 @@
 """airflow_config/cluster.py's own duties: start what is missing, stop exactly what it started."""
 
 import argparse
+import functools
 import importlib.util
-import socket
 import time
 
 import pytest
@@ -12,6 +12,7 @@ from tests.cluster.conftest import CLUSTER, _free_port
 pytestmark = pytest.mark.cluster
 
 
+@functools.cache
 def _script():
     spec = importlib.util.spec_from_file_location("cluster_script", CLUSTER)
     module = importlib.util.module_from_spec(spec)
@@ -20,12 +21,7 @@ def _script():
 
 
 def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+    return _script()._redis_ping("127.0.0.1", port)
 
 
 def test_a_missing_redis_is_started_kept_on_disk_and_stopped_by_down(tmp_path, capsys):

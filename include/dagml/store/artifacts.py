@@ -56,6 +56,10 @@ class ArtifactStore:
     def is_local(self) -> bool:
         return "://" not in self.root or self.root.startswith("file://")
 
+    def local_path(self, uri: str) -> Path | None:
+        """``uri`` as a path on this machine, or None on an object store."""
+        return Path(uri.removeprefix("file://")) if self.is_local else None
+
     def _fs(self, uri: str):
         import fsspec
 
