@@ -6,5 +6,6 @@ It lives apart from automl.py so that a bad config never hides the valid dataset
 from pathlib import Path
 
 from dagml.factory import raise_config_errors
+from dagml.settings import configs_dir
 
-raise_config_errors(Path(__file__).parent / "configs")
+raise_config_errors(configs_dir(Path(__file__).parent))

@@ -27,16 +27,82 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Strict):
-    """Where a run's partition comes from. ``uri`` is a Jinja template rendered per run
-    (``{{ ds }}``, ``{{ data_interval_start }}``...): a local CSV or Parquet path, an
-    ``s3://bucket/key`` object, or ``sklearn://<name>`` for a dataset bundled with scikit-learn."""
+def _duration(value):
+    """``90``, ``"90s"``, ``"5m"``, ``"6h"``, ``"1d"`` -> seconds."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration like 90s, 5m, 6h or 1d")
+        return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    return value
 
-    uri: str = Field(min_length=1)
+
+class Wait(_Strict):
+    """Wait for a missing partition (file, object or rows) instead of failing at once; the wait
+    holds no worker slot (the sensor reschedules itself)."""
+
+    timeout: float = Field(6 * 3600, gt=0, le=7 * 86400, description="seconds, or 90s / 5m / 6h / 1d")
+    poke_interval: float = Field(300, ge=1, le=86400, description="seconds between looks")
+
+    @field_validator("timeout", "poke_interval", mode="before")
+    @classmethod
+    def _durations(cls, value):
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _interval_within_timeout(self):
+        if self.poke_interval > self.timeout:
+            raise ValueError(f"poke_interval ({self.poke_interval:g} s) is longer than timeout ({self.timeout:g} s)")
+        return self
+
+
+class Source(_Strict):
+    """Where a run's partition comes from: either ``uri`` or ``sql``.
+
+    ``uri`` is a Jinja template rendered per run (``{{ ds }}``, ``{{ data_interval_start }}``...):
+    a local CSV or Parquet path, an ``s3://bucket/key`` object, or ``sklearn://<name>`` for a
+    dataset bundled with scikit-learn. ``sql`` is a query with ``:name`` binds, run on the
+    database of the Airflow connection ``conn_id``; only the ``parameters`` values are
+    templated, and they are bound, never formatted into the query."""
+
+    uri: str | None = Field(None, min_length=1)
+    sql: str | None = Field(None, min_length=1, description="a query with :name binds (never templated)")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="bind values, templated per run")
     format: Literal["auto", "csv", "parquet"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict, description="extra pandas reader arguments, e.g. sep")
-    conn_id: str | None = Field(None, min_length=1,
-                                description="Airflow connection (type aws) with the object store's credentials")
+    conn_id: str | None = Field(None, min_length=1, description=(
+        "Airflow connection: type aws for s3:// (credentials, endpoint); postgres or mysql for sql"))
+    wait: Wait | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.uri is None) == (self.sql is None):
+            raise ValueError("give exactly one of uri (a file or object) and sql (a query)")
+        if self.sql is not None:
+            if self.conn_id is None:
+                raise ValueError("sql: needs conn_id, the Airflow connection of the database to query")
+            binds = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", self.sql))
+            missing = sorted(binds - set(self.parameters))
+            if missing:
+                raise ValueError(f"sql: no value in parameters for :{', :'.join(missing)}")
+        elif self.parameters:
+            raise ValueError("parameters: only a sql source takes bind parameters")
+        return self
+
+    @property
+    def where(self) -> str:
+        """The source as a person names it in a message."""
+        return self.uri if self.uri is not None else f"connection {self.conn_id!r}"
+
+
+class Scoring(_Strict):
+    """A scoring DAG ``score__<name>``: the current champion predicts each partition of ``source``."""
+
+    source: Source
+    output: str = Field(min_length=1, description="templated local path or s3:// URI of the predictions")
+    key_columns: list[str] = Field(default_factory=list, description="input columns copied to the output")
+    schedule: str | None = Field(None, description="cron or preset, 'champion' (when the champion changes), or null")
+    conn_id: str | None = Field(None, min_length=1, description="Airflow connection (type aws) for an s3:// output")
 
 
 class Budget(_Strict):
@@ -108,7 +174,11 @@ class DatasetConfig(_Strict):
     spark: SparkOptions = SparkOptions()
     seed: int = Field(42, ge=0, le=2**32 - 1)
     drop_columns: list[str] = Field(default_factory=list)
-    schedule: str | None = None
+    schedule: str | list[str] | None = Field(None, description=(
+        "cron or preset (a run per completed interval), a list of asset URIs (a run when all have new events), "
+        "or null (manual runs only)"))
+    warm_start: bool = Field(True, description="start searches from the best points of earlier partitions")
+    scoring: Scoring | None = None
     start_date: date = date(2026, 1, 1)
     catchup: bool = False
     max_active_runs: int = Field(1, ge=1, le=64)
@@ -135,6 +205,14 @@ class DatasetConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value):
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty list of assets never triggers a run; use null for manual runs")
+            bad = [v for v in value if "://" not in v]
+            if bad:
+                raise ValueError(f"{', '.join(map(repr, bad))}: an asset is a URI like s3://bucket/sales or "
+                                 "warehouse://sales")
+            return value
         if value is None or value.startswith("@"):
             return value
         if len(value.split()) not in (5, 6):
@@ -167,6 +245,15 @@ class DatasetConfig(_Strict):
     @property
     def dag_id(self) -> str:
         return f"automl__{self.name}"
+
+    @property
+    def scoring_dag_id(self) -> str:
+        return f"score__{self.name}"
+
+    @property
+    def champion_asset(self) -> str:
+        """The asset whose events say the champion changed (extra: family, partition, score, URI, digest)."""
+        return f"dagml://{self.name}/champion"
 
     def metric_for(self, task: str) -> str:
         return self.metric or DEFAULT_METRIC[task]

@@ -1,4 +1,8 @@
-"""Errors a user can act on. Each message names the file, field, column or URI at fault."""
+"""Errors a user can act on. Each message names the file, field, column, connection or URI at fault.
+
+Whether retrying can help is decided here, once: ``PERMANENT_ERRORS`` fail a task at once;
+``SourceUnavailable`` (and any other error) is left to the task's retries.
+"""
 
 
 class DataError(ValueError):
@@ -7,3 +11,15 @@ class DataError(ValueError):
 
 class FamilyFailed(RuntimeError):
     """Every trial of a family failed; the message carries the first reason."""
+
+
+class ConnectionNotFound(LookupError):
+    """An Airflow connection dagml needs is not defined; the message names it and how to add it."""
+
+
+class SourceUnavailable(ConnectionError):
+    """A source, artifact store or database could not be reached (network, timeout, throttling):
+    a retry may succeed."""
+
+
+PERMANENT_ERRORS = (DataError, FamilyFailed, ConnectionNotFound)

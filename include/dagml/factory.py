@@ -16,13 +16,7 @@ from dagml.config import ConfigError, DatasetConfig, load_configs, load_one
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: doc_md is built at every parse
 QUEUES = {"sklearn": "default", "r": "r", "spark": "spark"}
 SEARCH_KINDS = tuple(QUEUES)
-
-
-def _partition(context) -> str:
-    """The data partition a run trains on: its logical date, or its run id when it has none."""
-    from dagml.store.artifacts import safe_part
-
-    return context.get("ds") or safe_part(context["run_id"])
+PARTITION_PATTERN = r"^[A-Za-z0-9_.=:+-]{1,200}$"  # dagml.partitions.KEY, which is not imported at parse time
 
 
 # The validated config of every DAG this process built. A task process parses its DAG file
@@ -40,24 +34,101 @@ def _effective_config(config: DatasetConfig, params: dict) -> DatasetConfig:
     return config.model_copy(update={"budget": config.budget.model_copy(update=override), "families": families})
 
 
-def _run(step: str, **kwargs):
+def timetable_for(schedule):
+    """A config's schedule as Airflow's: a cron or preset becomes a data-interval timetable, so
+    the run at midnight of 2 January trains on 1 January, the day that just ended (Airflow 3's
+    default for a cron string, CronTriggerTimetable, would give it a zero-length interval);
+    a list of asset URIs runs when every one has a new event."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, list):
+        from airflow.sdk import Asset
+
+        return [Asset(uri) for uri in schedule]
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from dagml.partitions import cron_of
+
+    return CronDataIntervalTimetable(cron_of(schedule), timezone="UTC")
+
+
+def _context_and_keys():
     from airflow.sdk import get_current_context
+
+    from dagml import partitions, tasks
+
+    context = get_current_context()
+    dag_id = context["dag"].dag_id
+    config = _effective_config(_CONFIGS[dag_id], context["params"])
+    partition = partitions.resolve(context, config.schedule)
+    return context, config, partition, tasks.RunKeys(dag_id, partition.key, context["run_id"])
+
+
+def _run(step: str, **kwargs):
+    """Run one task body; a permanent error (bad data, a family that cannot fit, a connection that
+    does not exist) fails at once with its one-line reason, anything else is left to the retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from dagml import tasks
 
-    context = get_current_context()
-    dag_id = context["dag"].dag_id
-    keys = tasks.RunKeys(dag_id, _partition(context), context["run_id"])
     try:
-        return getattr(tasks, step)(_effective_config(_CONFIGS[dag_id], context["params"]), keys=keys,
-                                    stores=tasks.Stores.from_settings(), **kwargs)
-    except tasks.PERMANENT_ERRORS as exc:  # bad data or a family that cannot fit: retrying cannot help
-        raise AirflowFailException(str(exc)) from exc
+        _, config, _, keys = _context_and_keys()
+        return getattr(tasks, step)(config, keys=keys, stores=tasks.Stores.from_settings(), **kwargs)
+    except tasks.PERMANENT_ERRORS as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
-def _load(source_uri: str) -> dict:
-    return _run("load", source_uri=source_uri)
+def _rendered_source(context, config, partition) -> dict:
+    """The source's templated parts rendered for this partition: the URI, or only the values of
+    the SQL parameters (the query text is never templated, and the values are bound)."""
+    template_context = {**context, **partition.template_context()}
+    render = context["task"].render_template
+    if config.source.sql is not None:
+        return {"source_uri": None, "parameters": render(dict(config.source.parameters), template_context)}
+    return {"source_uri": render(config.source.uri, template_context), "parameters": None}
+
+
+def _load() -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dagml import tasks
+
+    try:
+        context, config, partition, _ = _context_and_keys()
+        rendered = _rendered_source(context, config, partition)
+    except tasks.PERMANENT_ERRORS as exc:
+        raise AirflowFailException(str(exc)) from None
+    return _run("load", **rendered)
+
+
+def _wait_for_source():
+    """Poke until the partition's file, object or rows exist (the sensor frees its slot between pokes)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dagml import tasks
+
+    try:
+        context, config, partition, _ = _context_and_keys()
+        return tasks.source_ready(config, **_rendered_source(context, config, partition))
+    except tasks.PERMANENT_ERRORS as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _record_failure(context) -> None:
+    """on_failure_callback: the run's recorded error is its first failing task's one-line reason.
+
+    It runs in the task's process, or in the dag-processor when the task's worker died (then
+    there is no exception to quote). A search's failure is its family's leaderboard row instead.
+    """
+    from dagml import tasks
+
+    ti = context["ti"]
+    if ti.task_id.startswith("search_"):
+        return
+    exc = context.get("exception")
+    reason = (str(exc).splitlines() or [type(exc).__name__])[0] if exc is not None else (
+        "the task's process or worker ended without reporting (killed, lost or timed out); see its log")
+    tasks.record_run_failure(context["dag"].dag_id, context["run_id"], ti.task_id, reason)
 
 
 def _profile(loaded: dict) -> dict:
@@ -83,6 +154,18 @@ def _promote(selection: dict, prepared: dict) -> dict:
     return _run("promote", selection=selection, prepared=prepared)
 
 
+def _publish_champion(promotion: dict) -> None:
+    """Emit the champion asset's event, with what a consumer needs in its extra, only when it changed."""
+    from airflow.sdk import Asset, get_current_context
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not promotion["promoted"]:
+        raise AirflowSkipException(f"the champion did not change: {promotion['reason']}")
+    context = get_current_context()
+    config = _CONFIGS[context["dag"].dag_id]
+    context["outlet_events"][Asset(config.champion_asset)].extra = promotion["champion"]
+
+
 def _report(promotion: dict) -> str:
     return _run("report", promotion=promotion)
 
@@ -96,20 +179,23 @@ def _doc(config: DatasetConfig) -> str:
 
 
 def build_dag(config: DatasetConfig):
-    from airflow.sdk import DAG, Param, TriggerRule, task
+    from airflow.sdk import DAG, Asset, Param, TriggerRule, task
 
     start = datetime.combine(config.start_date, datetime.min.time(), tzinfo=timezone.utc)
     with DAG(
         dag_id=config.dag_id,
         description=config.description or f"AutoML for {config.name}",
         doc_md=_doc(config),
-        schedule=config.schedule,
+        schedule=timetable_for(config.schedule),
         start_date=start,
         catchup=config.catchup,
         max_active_runs=config.max_active_runs,
         tags=["dagml", *config.tags],
-        default_args={"owner": config.owner, "retries": config.retries, "retry_delay": config.retry_delay},
+        default_args={"owner": config.owner, "retries": config.retries, "retry_delay": config.retry_delay,
+                      "on_failure_callback": _record_failure},
         params={
+            "partition": Param(None, type=["null", "string"], pattern=PARTITION_PATTERN, description=(
+                "The partition to train on, e.g. 2026-01-05 (blank: the schedule's latest completed interval)")),
             "max_evals": Param(None, type=["null", "integer"], minimum=1,
                                description="Evaluations per family for this run (blank: the config's budget)"),
             "seconds": Param(None, type=["null", "number"], exclusiveMinimum=0,
@@ -117,7 +203,12 @@ def build_dag(config: DatasetConfig):
         },
         render_template_as_native_obj=False,
     ) as dag:
-        loaded = task(task_id="load")(_load)(config.source.uri)
+        first = loaded = task(task_id="load")(_load)()
+        if config.source.wait is not None:
+            wait = config.source.wait
+            first = task.sensor(task_id="wait_for_source", mode="reschedule", poke_interval=wait.poke_interval,
+                                timeout=wait.timeout, soft_fail=False)(_wait_for_source)()
+            first >> loaded
         summary = task(task_id="profile")(_profile)(loaded)
         prepared = task(task_id="prepare")(_prepare)(loaded, summary)
         searches = [
@@ -126,9 +217,12 @@ def build_dag(config: DatasetConfig):
             .expand(family=[f.name for f in config.families if f.kind == kind])
             for kind in config.kinds()
         ]
-        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE)(_select)()
-        searches >> selection
+        # select runs when every search ended, however, but not when prepare failed: then the
+        # run's reason is prepare's, and select has nothing to add
+        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)(_select)()
+        [prepared, *searches] >> selection
         promotion = task(task_id="promote")(_promote)(selection, prepared)
+        task(task_id="publish_champion", outlets=[Asset(config.champion_asset)])(_publish_champion)(promotion)
         task(task_id="report")(_report)(promotion)
     _CONFIGS[config.dag_id] = config
     return dag

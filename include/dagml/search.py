@@ -5,6 +5,10 @@ each, to copy the file elsewhere), so a retried task resumes where its predecess
 instead of starting over. A trial that raises is logged
 with its message and marked failed; the search goes on. Only when every trial fails
 does the family fail, with the first reason.
+
+A fresh search may be warm-started: ``warm_points`` (hyperopt's raw points of earlier
+searches, see ``dagml.warm_start``) are evaluated first, then the family's own first points,
+then TPE. A resumed search evaluates what its file holds and adds no points.
 """
 
 from __future__ import annotations
@@ -40,6 +44,36 @@ def _point(space_keys, point: dict) -> dict:
     return {k: v for k, v in point.items() if k in space_keys}
 
 
+def _first_trials(space, name: str, warm_points: list[dict], init_points: list[dict], room: int):
+    """A Trials holding the points to evaluate before TPE: warm ones first, each point once."""
+    from hyperopt import Trials
+    from hyperopt.fmin import generate_trial
+
+    from dagml.warm_start import hyperparameters, reenter
+
+    warm = [p for p in (reenter(space, v, name) for v in warm_points) if p is not None]
+    if warm_points:
+        log.info("%s: warm start with %d of %d stored points", name, len(warm), len(warm_points))
+    points, seen = [], set()
+    for point, is_warm in [(p, True) for p in warm] + [(p, False) for p in init_points]:
+        key = tuple(sorted(point.items()))
+        if key not in seen:
+            seen.add(key)
+            points.append((point, is_warm))
+    labels = hyperparameters(space) if points else {}
+    docs = []
+    for tid, (point, is_warm) in enumerate(points[:room]):
+        doc = generate_trial(tid, point)
+        for label in labels.keys() - point.keys():  # inactive conditional labels: hyperopt keeps them empty
+            doc["misc"]["idxs"][label], doc["misc"]["vals"][label] = [], []
+        doc["misc"]["warm_start"] = is_warm
+        docs.append(doc)
+    trials = Trials()
+    trials.insert_trial_docs(docs)
+    trials.refresh()  # so fmin counts the first points against max_evals
+    return trials
+
+
 def _load_trials(path: Path | None):
     if path is None or not path.exists():
         return None
@@ -56,21 +90,25 @@ def _load_trials(path: Path | None):
 
 def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
            max_evals: int, seconds: float, seed: int, trials_path: Path | None = None,
-           checkpoint: Callable[[], None] | None = None) -> SearchResult:
+           checkpoint: Callable[[], None] | None = None, warm_points: list[dict] | None = None) -> SearchResult:
     import numpy as np
-    from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
-    from hyperopt.fmin import generate_trials_to_calculate
+    from hyperopt import STATUS_FAIL, STATUS_OK, fmin, space_eval, tpe
     from hyperopt.exceptions import AllTrialsFailed
+    from hyperopt.fmin import fmin_pass_expr_memo_ctrl
+    from hyperopt.pyll import rec_eval
 
     n_rows, n_cols = folds[0].X_train.shape
     space = family.space(task, n_rows, n_cols)
     state = {"i": 0, "best": None}
     name = family.key()
 
-    def objective(params):
+    @fmin_pass_expr_memo_ctrl  # to see the trial itself: was it a warm-start point?
+    def objective(expr, memo, ctrl):
+        params = rec_eval(expr, memo=memo)
         if checkpoint:  # hyperopt has saved the trials so far (all but this one)
             checkpoint()
         state["i"] += 1
+        of = f"{state['i']} of {max_evals}" + (" (warm start)" if ctrl.current_trial["misc"].get("warm_start") else "")
         started = time.perf_counter()
         try:
             scores = []
@@ -81,14 +119,14 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
             if not math.isfinite(score):
                 raise ValueError(f"{metric.name} is {score}")
         except Exception as exc:  # one bad point must not end the search
-            log.warning("%s trial %d of %d failed: %s: %s", name, state["i"], max_evals, type(exc).__name__, exc)
+            log.warning("%s trial %s failed: %s: %s", name, of, type(exc).__name__, exc)
             return {"status": STATUS_FAIL, "error": f"{type(exc).__name__}: {exc}",
                     "seconds": time.perf_counter() - started}
         if state["best"] is None or metric.better(score, state["best"]):
             state["best"] = score
         elapsed = time.perf_counter() - started
-        log.info("%s trial %d of %d: %s %.5f (best %.5f) in %.2f s",
-                 name, state["i"], max_evals, metric.name, score, state["best"], elapsed)
+        log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s",
+                 name, of, metric.name, score, state["best"], elapsed)
         return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed}
 
     trials = _load_trials(trials_path)
@@ -97,9 +135,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         done = [t["result"]["score"] for t in trials.trials if t["result"].get("status") == STATUS_OK]
         state["best"] = (max if metric.greater_is_better else min)(done) if done else None
     if trials is None:
-        points = [_point(space, p) for p in family.init_points(task)][: max(0, max_evals - 1)]
-        trials = generate_trials_to_calculate(points) if points else Trials()
-        trials.refresh()  # so fmin counts the first points against max_evals
+        init = [_point(space, p) for p in family.init_points(task)]
+        trials = _first_trials(space, name, warm_points or [], init, max(0, max_evals - 1))
     started = time.perf_counter()
     try:
         fmin(
@@ -122,6 +159,8 @@ def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchRe
             "trial": int(t["tid"]),
             "status": "ok" if result.get("status") == "ok" else "failed",
             "params": _jsonable(space_eval(space, vals)),
+            "vals": _jsonable(vals),
+            "warm_start": bool(t["misc"].get("warm_start", False)),
             "loss": result.get("loss"),
             "seconds": result.get("seconds"),
             "error": result.get("error"),

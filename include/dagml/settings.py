@@ -1,7 +1,8 @@
 """Where the results DB and the artifact root are, for tasks and for the CLI alike.
 
-Results: the Airflow connection ``dagml_results`` (any SQLAlchemy-supported DB:
-sqlite, postgres, mysql), else ``DAGML_RESULTS_URL``, else SQLite under AIRFLOW_HOME.
+Results: ``DAGML_RESULTS_URL`` if set, else the Airflow connection ``dagml_results`` (any
+SQLAlchemy-supported DB: sqlite, postgres, mysql); with neither, an error naming the
+connection (never a silent local file, where a worker would write results no one reads).
 Spark master: the Airflow connection ``dagml_spark``, else ``DAGML_SPARK_MASTER``, else local[*].
 Artifacts: ``DAGML_ARTIFACTS_ROOT`` (a folder or s3://bucket/prefix), else a folder
 under AIRFLOW_HOME; an object store's credentials and endpoint come from the Airflow
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from dagml.errors import ConnectionNotFound
 
 RESULTS_CONN_ID = "dagml_results"
 SPARK_CONN_ID = "dagml_spark"
@@ -34,27 +37,37 @@ def _connection_url(conn) -> str:
         hide_password=False)
 
 
-def results_url() -> str:
-    try:
-        from airflow.sdk import BaseHook
+def get_connection(conn_id: str, needed_for: str):
+    """The Airflow connection ``conn_id``; ``ConnectionNotFound`` naming it when it is not defined.
+    Other errors (a secrets backend or API server that does not answer) go on, to be retried."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
-        return _connection_url(BaseHook.get_connection(RESULTS_CONN_ID))
-    except Exception:  # no Airflow here, or no such connection: fall back
-        pass
-    if url := os.environ.get("DAGML_RESULTS_URL"):
-        return url
-    path = airflow_home() / "dagml" / "results.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise ConnectionNotFound(
+            f"the Airflow connection {conn_id!r} ({needed_for}) is not defined: add it in the UI or with "
+            f"`airflow connections add {conn_id} --conn-uri ...`, or set AIRFLOW_CONN_{conn_id.upper()}") from None
+
+
+def sqlalchemy_url(conn_id: str, needed_for: str) -> str:
+    return _connection_url(get_connection(conn_id, needed_for))
+
+
+def results_url() -> str:
+    return os.environ.get("DAGML_RESULTS_URL") or sqlalchemy_url(RESULTS_CONN_ID, "dagml's results database")
 
 
 def spark_master() -> str:
     """The Airflow connection ``dagml_spark`` (host ``spark://h`` + port, ``yarn``, ``local[4]``), else local[*]."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
     try:
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(SPARK_CONN_ID)
-    except Exception:  # no Airflow here, or no such connection
+    except AirflowNotFoundException:
         return os.environ.get("DAGML_SPARK_MASTER", "local[*]")
     host = conn.host or "local[*]"
     if "://" not in host and not host.startswith(("local", "yarn")):
@@ -70,7 +83,7 @@ def artifacts_storage_options() -> dict:
     """fsspec options for an object-store root, from the connection ``dagml_artifacts``."""
     try:
         return storage_options(ARTIFACTS_CONN_ID)
-    except Exception:  # no Airflow here, or no such connection: s3fs reads AWS_* itself
+    except ConnectionNotFound:  # s3fs then finds credentials as AWS tools do (AWS_* variables, profiles, roles)
         return {}
 
 
@@ -78,9 +91,7 @@ def storage_options(conn_id: str) -> dict:
     """fsspec options from an Airflow connection of type aws: login and password are the access
     key and secret; extra may hold ``endpoint_url`` (an S3-compatible server such as MinIO) and
     ``region_name``. Raises when there is no such connection."""
-    from airflow.sdk import BaseHook
-
-    return _storage_options(BaseHook.get_connection(conn_id))
+    return _storage_options(get_connection(conn_id, "an object store's credentials"))
 
 
 def _storage_options(conn) -> dict:
@@ -90,11 +101,15 @@ def _storage_options(conn) -> dict:
     return options | ({"client_kwargs": client} if client else {})
 
 
-def configs_dir() -> Path:
-    """Where dataset configs live: DAGML_CONFIGS, else dags/configs beside the DAG file."""
+def configs_dir(dag_folder: Path | str | None = None) -> Path:
+    """The folder of dataset configs, one setting for the DAG file and the CLI alike:
+    ``DAGML_CONFIGS``, else ``configs/`` in the DAG folder (the DAG file's own folder, or Airflow's
+    ``[core] dags_folder`` for the CLI)."""
     if env := os.environ.get("DAGML_CONFIGS"):
         return Path(env)
-    return Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", airflow_home() / "dags")) / "configs"
+    if dag_folder is None:
+        dag_folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or airflow_home() / "dags"
+    return Path(dag_folder) / "configs"
 
 
 def worker_hostname() -> str:

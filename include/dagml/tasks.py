@@ -14,15 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dagml.config import DatasetConfig
-from dagml.errors import DataError, FamilyFailed
+from dagml.errors import PERMANENT_ERRORS, DataError, FamilyFailed  # noqa: F401 (the wrapper's one list)
 from dagml.metrics import get_metric
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore
 
 log = logging.getLogger("dagml.tasks")
-
-# Deterministic failures: retrying cannot help, so the Airflow wrapper fails them at once.
-PERMANENT_ERRORS = (DataError, FamilyFailed)
 
 
 @dataclass(frozen=True)
@@ -47,49 +44,72 @@ class Stores:
         return self.artifacts.uri(keys.dag_id, keys.partition, keys.run_id, *parts)
 
 
-@contextmanager
-def _recording_failure(stores: Stores, keys: RunKeys, step: str):
-    """A failing step marks the run failed with its reason, then lets the error go on."""
+def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str) -> None:
+    """The run's recorded error: its first failing task and that task's one-line reason."""
     try:
-        yield
-    except Exception as exc:
-        stores.results.update_run(keys.dag_id, keys.partition, status="failed", error=f"{step}: {exc}",
-                                  finished_at=datetime.now(timezone.utc))
-        raise
+        if Stores.from_settings().results.fail_run(dag_id, run_id, task_id, f"{task_id}: {reason}"):
+            log.info("run %s failed at %s: %s", run_id, task_id, reason)
+    except Exception as exc:  # a failure callback must not raise; say why the record is missing
+        log.error("cannot record the failure of %s %s in the results DB: %s", dag_id, run_id, exc)
 
 
 def _source_storage(config: DatasetConfig) -> dict | None:
     from dagml import settings
 
-    if config.source.conn_id is None:
-        return None
-    try:
-        return settings.storage_options(config.source.conn_id)
-    except Exception as exc:
-        raise DataError(f"source.conn_id {config.source.conn_id!r}: cannot get the Airflow connection: {exc}") from exc
+    return settings.storage_options(config.source.conn_id) if config.source.conn_id else None
 
 
-def load(config: DatasetConfig, source_uri: str, keys: RunKeys, stores: Stores) -> dict:
+def _sql_source(config: DatasetConfig, parameters: dict):
+    from dagml import settings
+    from dagml.sources import SqlSource
+
+    url = settings.sqlalchemy_url(config.source.conn_id, "source.conn_id, the database to query")
+    return SqlSource(url, config.source.conn_id, config.source.sql, parameters)
+
+
+def source_ready(config: DatasetConfig, source_uri: str | None, parameters: dict | None) -> bool:
+    """Whether the partition is there yet: the file or object exists, or the query returns a row."""
+    from dagml.sources import uri_exists
+
+    if config.source.sql is not None:
+        ready = _sql_source(config, parameters or {}).has_rows()
+    else:
+        ready = uri_exists(source_uri, _source_storage(config))
+    log.info("partition %s: %s", source_uri or config.source.where, "ready" if ready else "not there yet")
+    return ready
+
+
+def load(config: DatasetConfig, source_uri: str | None, keys: RunKeys, stores: Stores,
+         parameters: dict | None = None) -> dict:
+    """Read the partition (``source_uri``, or the SQL query with ``parameters`` bound) and store it
+    once as Parquet. A query's rows are streamed to the file a chunk at a time."""
     from dagml.sources import read_source
 
     stores.results.migrate()
     stores.results.start_run(keys.dag_id, keys.partition, keys.run_id)
-    with _recording_failure(stores, keys, "load"):
+    target = stores.uri(keys, "data.parquet")
+    if config.source.sql is not None:
+        source = _sql_source(config, parameters or {})
+        with tempfile.TemporaryDirectory(prefix="dagml-load-") as tmp:
+            rows, columns = source.to_parquet(Path(tmp) / "data.parquet")
+            uri = stores.artifacts.write_file(target, Path(tmp) / "data.parquet")
+        where = source.describe()
+    else:
         df = read_source(source_uri, config.source.format, config.source.options, _source_storage(config))
         df.columns = [str(c) for c in df.columns]
-        uri = stores.artifacts.write_parquet(stores.uri(keys, "data.parquet"), df)
-    log.info("loaded %d rows x %d columns from %s", len(df), df.shape[1], source_uri)
-    return {"data_uri": uri, "source_uri": source_uri, "rows": len(df), "columns": df.shape[1]}
+        uri = stores.artifacts.write_parquet(target, df)
+        rows, columns, where = len(df), df.shape[1], source_uri
+    log.info("loaded %d rows x %d columns from %s", rows, columns, where)
+    return {"data_uri": uri, "source_uri": source_uri, "rows": rows, "columns": columns}
 
 
 def profile(config: DatasetConfig, loaded: dict, keys: RunKeys, stores: Stores) -> dict:
     from dagml.profile import min_rows_per_class
     from dagml.profile import profile as check
 
-    with _recording_failure(stores, keys, "profile"):
-        df = stores.artifacts.read_parquet(loaded["data_uri"])
-        summary = check(df, config.target, config.task, config.metric, config.drop_columns,
-                        min_rows_per_class(config.split.validation, config.split.folds))
+    df = stores.artifacts.read_parquet(loaded["data_uri"])
+    summary = check(df, config.target, config.task, config.metric, config.drop_columns,
+                    min_rows_per_class(config.split.validation, config.split.folds))
     stores.results.update_run(keys.dag_id, keys.partition, task=summary["task"], metric=summary["metric"],
                               profile=summary)
     log.info("profile: %s", summary)
@@ -101,15 +121,13 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
 
     from dagml.prepare import make_recipe, make_split
 
-    with _recording_failure(stores, keys, "prepare"):
-        df = stores.artifacts.read_parquet(loaded["data_uri"])
-        task, split = summary["task"], config.split
-        roles = make_split(df[config.target], task, split.test_size, split.validation, split.valid_size,
-                           split.folds, config.seed)
-        recipe = make_recipe(df, config.target, task, config.drop_columns,
-                             config.preprocessing.onehot_max_categories)
-        split_uri = stores.artifacts.write_parquet(stores.uri(keys, "split.parquet"), pd.DataFrame({"role": roles}))
-        recipe_uri = stores.artifacts.write_json(stores.uri(keys, "recipe.json"), recipe)
+    df = stores.artifacts.read_parquet(loaded["data_uri"])
+    task, split = summary["task"], config.split
+    roles = make_split(df[config.target], task, split.test_size, split.validation, split.valid_size,
+                       split.folds, config.seed)
+    recipe = make_recipe(df, config.target, task, config.drop_columns, config.preprocessing.onehot_max_categories)
+    split_uri = stores.artifacts.write_parquet(stores.uri(keys, "split.parquet"), pd.DataFrame({"role": roles}))
+    recipe_uri = stores.artifacts.write_json(stores.uri(keys, "recipe.json"), recipe)
     counts = pd.Series(roles).value_counts().to_dict()
     log.info("split %s; recipe: %d numeric, %d one-hot, %d ordinal columns", counts, len(recipe["numeric"]),
              len(recipe["onehot"]), len(recipe["ordinal"]))
@@ -215,6 +233,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     test_score = score("test")
     features = recipe["features"]
     manifest = {"family": family_key, "task": task, "metric": metric.name, "features": features,
+                "numeric": recipe["numeric"], "categorical": recipe["onehot"] + recipe["ordinal"],
                 "classes": recipe.get("classes"), "params": result.best_params, "dag_id": keys.dag_id,
                 "partition": keys.partition, "run_id": keys.run_id}
     with tempfile.TemporaryDirectory(prefix="dagml-") as tmp:
@@ -248,8 +267,6 @@ def select(config: DatasetConfig, keys: RunKeys, stores: Stores) -> dict:
     best = choose(rows, metric)
     if best is None:
         reasons = "; ".join(f"{r['family']}: {r['error']}" for r in rows)
-        stores.results.update_run(keys.dag_id, keys.partition, status="failed", finished_at=datetime.now(timezone.utc),
-                                  error=f"every family failed: {reasons}")
         raise FamilyFailed(f"every family failed, nothing to promote: {reasons}")
     stores.results.update_run(keys.dag_id, keys.partition, selected_family=best["family"])
     for i, r in enumerate(rank(rows, metric), 1):
@@ -271,34 +288,61 @@ def _test_score(predictor, df, roles, recipe, metric) -> float:
     return metric(y, np.asarray(proba, dtype=float))
 
 
-def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
-    from dagml.predictors import load_verified
+def _decide(config: DatasetConfig, keys: RunKeys, current: dict | None, challenger_score: float, metric,
+            score_champion) -> tuple[bool, str, float | None]:
+    """Champion/challenger: (promote?, why, the champion's score on this run's test rows)."""
     from dagml.selection import promotion_decision
+
+    if current is None:
+        return True, "no champion yet", None
+    if keys.partition < current["partition"]:
+        return False, (f"partition {keys.partition} is older than the champion's ({current['partition']}): "
+                       "a model of older data never replaces it"), None
+    if current["metric"] != metric.name:
+        return True, f"the champion was chosen by {current['metric']}, this dataset now uses {metric.name}", None
+    try:
+        champion_score = score_champion(current)
+    except Exception as exc:  # a champion that cannot score this data cannot defend its title
+        log.warning("the champion cannot be scored on this run's test rows: %s", exc)
+        return True, f"the champion cannot score this run's test rows ({type(exc).__name__}: {exc})", None
+    promote_it, reason = promotion_decision(challenger_score, champion_score, metric, config.promotion.margin)
+    return promote_it, reason, champion_score
+
+
+def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
+    """Crown the run's winner if it may replace the champion (not an older partition, better by the
+    margin on this run's test rows). The swap is a compare-and-swap in the results DB: if another
+    run changed the champion meanwhile, decide again against the new one."""
+    from dagml.predictors import load_verified
 
     metric = get_metric(prepared["metric"])
     df = stores.artifacts.read_parquet(prepared["data_uri"])
     roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
-    challenger = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"])
-    challenger_score = _test_score(challenger, df, roles, recipe, metric)
-    current = stores.results.champion(keys.dag_id)
-    champion_score = None
-    if current and current["metric"] == metric.name:
-        try:
-            champion = load_verified(stores.artifacts, current["model_uri"], current["model_sha256"])
-            champion_score = _test_score(champion, df, roles, recipe, metric)
-        except Exception as exc:  # a champion that cannot score this data cannot defend its title
-            log.warning("current champion cannot be scored on this run's test rows: %s", exc)
-    promote_it, reason = promotion_decision(challenger_score, champion_score, metric, config.promotion.margin)
-    if promote_it:
-        stores.results.promote(keys.dag_id, keys.partition, keys.run_id, selection["family"], metric.name,
-                               challenger_score, selection["model_uri"], selection["model_sha256"], reason)
-    stores.results.update_run(keys.dag_id, keys.partition, promoted=promote_it)
-    log.info("%s %s: %s", "promoted" if promote_it else "kept the champion over", selection["family"], reason)
+
+    def score(model_uri: str, sha256: str) -> float:
+        return _test_score(load_verified(stores.artifacts, model_uri, sha256), df, roles, recipe, metric)
+
+    challenger_score = score(selection["model_uri"], selection["model_sha256"])
+    for _ in range(10):
+        current = stores.results.champion(keys.dag_id)
+        promote_it, reason, champion_score = _decide(config, keys, current, challenger_score, metric,
+                                                     lambda c: score(c["model_uri"], c["model_sha256"]))
+        if not promote_it or stores.results.replace_champion(
+                keys.dag_id, current["id"] if current else None, keys.partition, keys.run_id, selection["family"],
+                metric.name, challenger_score, selection["model_uri"], selection["model_sha256"], reason):
+            break
+        log.info("another run changed the champion meanwhile: deciding again against the new one")
+    else:
+        raise RuntimeError("the champion kept changing under this run's promotion; a retry decides again")
     champion = stores.results.champion(keys.dag_id)
+    stores.results.update_run(keys.dag_id, keys.partition, promoted=promote_it, promotion_reason=reason,
+                              champion_family=champion["family"], champion_partition=champion["partition"])
+    log.info("%s %s: %s", "promoted" if promote_it else "kept the champion over", selection["family"], reason)
+    keep = ("family", "partition", "run_id", "metric", "test_score", "model_uri", "model_sha256")
     return {"promoted": promote_it, "reason": reason, "challenger_score": challenger_score,
             "champion_score": champion_score, "champion_family": champion["family"],
-            "champion_uri": champion["model_uri"]}
+            "champion_uri": champion["model_uri"], "champion": {k: champion[k] for k in keep}}
 
 
 def report(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores) -> str:

@@ -58,11 +58,71 @@ def test_trials_are_replaced_per_family(results):
     assert [t["trial"] for t in results.trials("d", "p", "sklearn:knn")] == [0, 1]
 
 
+def _crown(results, partition, family, expected):
+    return results.replace_champion("d", expected, partition, f"r-{partition}", family, "roc_auc", 0.9,
+                                    f"/m/{partition}", "a" * 64, "test")
+
+
 def test_promotion_retires_the_old_champion_and_keeps_history(results):
     assert results.champion("d") is None
-    results.promote("d", "p1", "r1", "sklearn:svm", "roc_auc", 0.9, "/m1", "a" * 64, "no champion yet")
-    results.promote("d", "p2", "r2", "sklearn:knn", "roc_auc", 0.95, "/m2", "b" * 64, "better")
+    first = _crown(results, "p1", "sklearn:svm", None)
+    assert _crown(results, "p2", "sklearn:knn", first) is not None
     assert results.champion("d")["family"] == "sklearn:knn"
     history = results.champion_history("d")
     assert [h["family"] for h in history] == ["sklearn:svm", "sklearn:knn"]
     assert history[0]["retired_at"] is not None and history[1]["retired_at"] is None
+
+
+def test_a_swap_against_a_champion_that_changed_meanwhile_writes_nothing(results):
+    first = _crown(results, "p1", "sklearn:svm", None)
+    assert _crown(results, "p2", "sklearn:knn", None) is None  # believed there was no champion
+    assert _crown(results, "p2", "sklearn:knn", first) is not None
+    assert _crown(results, "p3", "sklearn:rf", first) is None  # believed the first was still active
+    assert [h["family"] for h in results.champion_history("d")] == ["sklearn:svm", "sklearn:knn"]
+    assert results.champion("d")["partition"] == "p2"
+
+
+def test_concurrent_promotions_leave_exactly_one_active_champion(results):
+    """Eight threads, each with its own connection, crown against the same champion at once."""
+    import threading
+
+    first = _crown(results, "p0", "sklearn:dummy", None)
+    barrier, won = threading.Barrier(8), []
+
+    def contend(i):
+        store = ResultsStore(results.url)
+        barrier.wait()
+        if store.replace_champion("d", first, f"p{i + 1}", f"r{i}", "sklearn:knn", "roc_auc", 0.9, f"/m{i}",
+                                  "b" * 64, "test") is not None:
+            won.append(i)
+        store.engine.dispose()
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    history = results.champion_history("d")
+    assert len(history) == 2 and [h["retired_at"] is None for h in history] == [False, True]
+    with results.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM dagml_active_champions")).scalar() == 1
+
+
+def test_latest_run_is_the_newest_partition_not_the_last_started(results):
+    results.start_run("d", "2026-03-01", "scheduled")
+    results.start_run("d", "2025-01-01", "backfill")  # started later, older data
+    assert results.latest_run("d")["partition"] == "2026-03-01"
+    assert [r["partition"] for r in results.runs("d")] == ["2025-01-01", "2026-03-01"]
+
+
+def test_a_failure_is_recorded_once_and_never_over_a_finished_run(results):
+    results.start_run("d", "p", "r1")
+    assert results.fail_run("d", "r1", "load", "load: source /x: no such file")
+    assert not results.fail_run("d", "r1", "report", "report: later")
+    run = results.run("d", "p")
+    assert (run["status"], run["failed_task"], run["error"]) == ("failed", "load", "load: source /x: no such file")
+    results.start_run("d", "p2", "r2")
+    results.update_run("d", "p2", status="success")
+    assert not results.fail_run("d", "r2", "report", "late")
+    assert results.run("d", "p2")["status"] == "success"

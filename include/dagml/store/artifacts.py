@@ -69,13 +69,19 @@ class ArtifactStore:
         return "/".join([self.root, *(safe_part(p) for p in parts)])
 
     def write_bytes(self, uri: str, data: bytes) -> str:
+        return self._write(uri, lambda fs, tmp: fs.pipe_file(tmp, data))
+
+    def write_file(self, uri: str, local: Path) -> str:
+        """Copy a local file to ``uri`` without reading it into memory."""
+        return self._write(uri, lambda fs, tmp: fs.put_file(str(local), tmp))
+
+    def _write(self, uri: str, put) -> str:
         fs, path = self._fs(uri)
         if self.is_local:  # an object store has no folders (and dagml never creates buckets)
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp"
         with _naming(uri):
-            with fs.open(tmp, "wb") as fh:
-                fh.write(data)
+            put(fs, tmp)
             fs.mv(tmp, path)  # readers never see half a file
         return uri
 

@@ -3,7 +3,9 @@
 One code path for SQLite (embedded default), Postgres and MySQL. Leaderboard and trial
 writes are upserts keyed on (dag_id, partition, family[, trial]) so re-running a date
 replaces its rows instead of duplicating them; champions are never deleted, only retired.
-The schema is owned by Alembic (``migrations/``); ``migrate()`` brings a DB to head.
+Partitions are keys that sort in time order (``2026-01-05``, ``2026-01-05T06:00``), so
+"the latest run" is the newest partition, not the last one started (a backfill starts old
+ones last). The schema is owned by Alembic (``migrations/``); ``migrate()`` brings a DB to head.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp),
+    sa.Column("failed_task", sa.String(250)),
+    sa.Column("promotion_reason", sa.Text),
+    sa.Column("champion_family", sa.String(100)),  # the champion once this run decided
+    sa.Column("champion_partition", sa.String(250)),
 )
 
 leaderboard = sa.Table(
@@ -68,6 +74,8 @@ trials = sa.Table(
     sa.Column("loss", sa.Float),
     sa.Column("seconds", sa.Float),
     sa.Column("error", sa.Text),
+    sa.Column("vals", sa.JSON),  # hyperopt's own point (hp.choice indices): it re-enters the space
+    sa.Column("warm_start", sa.Boolean),
 )
 
 champions = sa.Table(
@@ -85,6 +93,20 @@ champions = sa.Table(
     sa.Column("retired_at", Timestamp),
     sa.Column("reason", sa.Text),
 )
+
+# One row per dataset naming its active champion: its key makes a second one impossible, and a
+# promotion is a compare-and-swap on it, so concurrent runs cannot both crown a model.
+active_champions = sa.Table(
+    "dagml_active_champions", metadata,
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("champion_id", sa.Integer, nullable=False),
+    sa.Column("partition", sa.String(250), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+
+class _LostRace(Exception):
+    pass
 
 
 def _now():
@@ -131,10 +153,24 @@ class ResultsStore:
         return _plain(row) if row else None
 
     def latest_run(self, dag_id: str) -> dict | None:
-        query = runs.select().where(runs.c.dag_id == dag_id).order_by(runs.c.started_at.desc(), runs.c.partition.desc()).limit(1)
+        """The run of the newest partition."""
+        query = runs.select().where(runs.c.dag_id == dag_id).order_by(runs.c.partition.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return _plain(row) if row else None
+
+    def runs(self, dag_id: str) -> list[dict]:
+        """Every partition's run, oldest partition first."""
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(runs.select().where(runs.c.dag_id == dag_id)
+                                                    .order_by(runs.c.partition))]
+
+    def fail_run(self, dag_id: str, run_id: str, task_id: str, error: str) -> bool:
+        """Record why a running run failed; the first failure wins, a finished run is left alone."""
+        query = runs.update().where(runs.c.dag_id == dag_id, runs.c.run_id == run_id, runs.c.status == "running")
+        with self.engine.begin() as conn:
+            done = conn.execute(query.values(status="failed", failed_task=task_id, error=error, finished_at=_now()))
+        return done.rowcount > 0
 
     # leaderboard and trials
     def record_family(self, dag_id: str, partition: str, family: str, run_id: str, **values) -> None:
@@ -168,11 +204,29 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return [_plain(r) for r in conn.execute(query)]
 
+    def best_trials(self, dag_id: str, family: str, before: str, per_partition: int = 2, limit: int = 5) -> list[dict]:
+        """The best successful trials of ``family`` on partitions older than ``before``, newest
+        partition first, at most ``per_partition`` of each: warm-start points for a new search."""
+        query = (trials.select().where(trials.c.dag_id == dag_id, trials.c.family == family,
+                                       trials.c.partition < before, trials.c.status == "ok",
+                                       trials.c.loss.is_not(None), trials.c.vals.is_not(None))
+                 .order_by(trials.c.partition.desc(), trials.c.loss, trials.c.trial))
+        out, taken = [], {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                if taken.get(row.partition, 0) < per_partition:
+                    taken[row.partition] = taken.get(row.partition, 0) + 1
+                    out.append(_plain(row))
+                    if len(out) == limit:
+                        break
+        return out
+
     # champions
     def champion(self, dag_id: str) -> dict | None:
-        query = champions.select().where(champions.c.dag_id == dag_id, champions.c.retired_at.is_(None))
+        query = (champions.select().join(active_champions, active_champions.c.champion_id == champions.c.id)
+                 .where(active_champions.c.dag_id == dag_id))
         with self.engine.connect() as conn:
-            row = conn.execute(query.order_by(champions.c.id.desc())).first()
+            row = conn.execute(query).first()
         return _plain(row) if row else None
 
     def champion_history(self, dag_id: str) -> list[dict]:
@@ -180,17 +234,34 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return [_plain(r) for r in conn.execute(query)]
 
-    def promote(self, dag_id: str, partition: str, run_id: str, family: str, metric: str, test_score: float,
-                model_uri: str, model_sha256: str, reason: str) -> None:
-        """Retire the current champion and crown a new one, in one transaction."""
+    def replace_champion(self, dag_id: str, expected_id: int | None, partition: str, run_id: str, family: str,
+                         metric: str, test_score: float, model_uri: str, model_sha256: str, reason: str) -> int | None:
+        """Crown a new champion if the active one is still ``expected_id`` (None: no champion yet).
+
+        One transaction: insert the new champion, swap the active row only where it still names
+        ``expected_id``, retire the old one. Returns the new champion's id, or None when another
+        run changed the champion meanwhile (nothing is written then; decide again against it).
+        """
         now = _now()
-        with self.engine.begin() as conn:
-            conn.execute(champions.update().where(champions.c.dag_id == dag_id, champions.c.retired_at.is_(None))
-                         .values(retired_at=now))
-            conn.execute(champions.insert().values(
-                dag_id=dag_id, partition=partition, run_id=run_id, family=family, metric=metric,
-                test_score=test_score, model_uri=model_uri, model_sha256=model_sha256, promoted_at=now,
-                reason=reason))
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(champions.insert().values(
+                    dag_id=dag_id, partition=partition, run_id=run_id, family=family, metric=metric,
+                    test_score=test_score, model_uri=model_uri, model_sha256=model_sha256, promoted_at=now,
+                    reason=reason)).inserted_primary_key[0]
+                active = {"champion_id": new_id, "partition": partition, "updated_at": now}
+                if expected_id is None:
+                    conn.execute(active_champions.insert().values(dag_id=dag_id, **active))
+                else:
+                    swapped = conn.execute(active_champions.update().where(
+                        active_champions.c.dag_id == dag_id, active_champions.c.champion_id == expected_id)
+                        .values(**active)).rowcount
+                    if swapped != 1:
+                        raise _LostRace
+                    conn.execute(champions.update().where(champions.c.id == expected_id).values(retired_at=now))
+        except (_LostRace, sa.exc.IntegrityError):  # another run crowned first (the key refused a second row)
+            return None
+        return new_id
 
     def _upsert(self, table: sa.Table, key: dict, values: dict) -> None:
         # delete + insert in one transaction: the same statement on SQLite, Postgres and MySQL

@@ -1,0 +1,14 @@
+"""Scoring DAGs for dagml: one DAG score__<name> per dataset config in dags/configs/ that has a
+``scoring`` section; the dataset's champion predicts each partition of its scoring source.
+
+Declarative and thin: dagml.scoring builds the DAGs. A task process builds only its own DAG
+(Airflow's parsing context). Invalid configs are reported by automl_config_errors.py.
+"""
+
+from pathlib import Path
+
+from airflow.sdk import get_parsing_context
+
+from dagml.scoring import scoring_dags_from_folder
+
+globals().update(scoring_dags_from_folder(Path(__file__).parent / "configs", get_parsing_context().dag_id))

@@ -1,0 +1,122 @@
+"""A champion's input checks on small frames: missing columns, numeric columns with text,
+unseen categories (not an error), archives whose manifest predates the numeric/categorical lists."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagml.errors import DataError
+from dagml.predictors import Predictor, check_input
+from dagml.prepare import build_preprocessor
+
+RECIPE = {"numeric": ["x1", "x2"], "onehot": ["colour"], "ordinal": ["city"]}
+FEATURES = ["x1", "x2", "colour", "city"]
+
+
+class _Model:
+    """Stands in for a family's model: P(yes) grows with the first preprocessed column."""
+
+    def predict(self, X):
+        p = 1 / (1 + np.exp(-np.asarray(X, dtype=float)[:, 0]))
+        return np.column_stack([1 - p, p])
+
+
+def _train():
+    return pd.DataFrame({"x1": [0.1, -1.0, 2.0, 0.5, np.nan], "x2": [1.0, 2.0, 3.0, 4.0, 5.0],
+                         "colour": ["red", "green", "blue", "red", None], "city": ["a", "b", "c", "d", "e"]})
+
+
+def _predictor(manifest_lists=True):
+    pre = build_preprocessor(RECIPE, scale=False).fit(_train())
+    manifest = {"family": "sklearn:elastic_net", "task": "binary", "features": FEATURES, "classes": ["no", "yes"]}
+    if manifest_lists:
+        manifest |= {"numeric": RECIPE["numeric"], "categorical": RECIPE["onehot"] + RECIPE["ordinal"]}
+    return Predictor(manifest, pre, _Model())
+
+
+def test_missing_columns_are_all_named():
+    df = _train().drop(columns=["x2", "city"]).assign(customer_id=1)
+    with pytest.raises(DataError) as err:
+        _predictor().predictions(df)
+    assert "input is missing 2 column(s) the model needs: x2, city" in str(err.value)
+    assert "customer_id" in str(err.value)  # what the input has instead
+
+
+def test_numeric_columns_with_text_are_named_with_their_dtypes():
+    df = _train().astype({"x1": object, "x2": object})
+    df.loc[0, "x1"], df.loc[1, "x2"], df.loc[2, "x2"] = "abc", "1,5", "n/a"
+    with pytest.raises(DataError) as err:
+        _predictor().predict(df)
+    message = str(err.value)
+    assert message.startswith("numeric feature column(s) hold values that are not numbers:")
+    assert "x1 (object: 'abc')" in message and "x2 (object: '1,5', 'n/a')" in message
+
+
+def test_a_datetime_in_a_numeric_column_is_named():
+    df = _train().assign(x2=pd.Timestamp("2026-01-01"))
+    with pytest.raises(DataError, match=r"x2 \(datetime64"):
+        _predictor().predict(df)
+
+
+def test_numbers_given_as_text_and_blanks_score_like_numbers():
+    predictor = _predictor()
+    df = _train()
+    as_text = df.assign(x1=["0.1", " -1 ", "2", "5e-1", ""], x2=df["x2"].astype(str))
+    expected = predictor.predictions(df)
+    pd.testing.assert_frame_equal(predictor.predictions(as_text), expected)
+    as_strings = df.astype({"x1": "string"})
+    pd.testing.assert_frame_equal(predictor.predictions(as_strings), expected)
+
+
+def test_unseen_categories_score_without_error():
+    predictor = _predictor()
+    df = _train().assign(colour=["purple", "red", None, "teal", "red"], city=["zz", "a", "new", "b", "c"])
+    out = predictor.predictions(df)
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"]
+    assert len(out) == len(df) and set(out["prediction"]) <= {"no", "yes"}
+    assert np.allclose(out["proba_no"] + out["proba_yes"], 1.0)
+    # one-hot ignores an unknown category (all zeros); ordinal gives it -1
+    X = predictor.preprocessor.transform(predictor.check_input(df))
+    onehot = X[:, 3:6]
+    assert onehot[0].sum() == 0 and onehot[1].sum() == 1
+    assert X[0, -1] == -1 and X[1, -1] == 0
+
+
+def test_a_categorical_column_read_as_numbers_is_compared_as_text():
+    pre = build_preprocessor({"numeric": [], "onehot": ["code"], "ordinal": []}, scale=False)
+    pre.fit(pd.DataFrame({"code": ["7", "12", "x"]}))
+    predictor = Predictor({"family": "sklearn:dummy", "task": "regression", "features": ["code"], "numeric": [],
+                           "categorical": ["code"]}, pre, None)
+    X = predictor.check_input(pd.DataFrame({"code": [7.0, np.nan, 12.0]}))  # an int column with a gap
+    assert X["code"].tolist() == ["7", None, "12"]
+    assert pre.transform(X).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+
+
+def test_extra_columns_are_ignored_and_predictions_keep_the_input_index():
+    df = _train().assign(y="yes", customer_id=range(5)).set_index(pd.Index([10, 11, 12, 13, 14]))
+    out = _predictor().predictions(df)
+    assert list(out.index) == [10, 11, 12, 13, 14]
+    assert out["prediction"].tolist() == _predictor().predict(df).tolist()
+    assert np.allclose(out[["proba_no", "proba_yes"]].to_numpy(), _predictor().predict_proba(df).to_numpy())
+
+
+def test_an_empty_frame_scores_to_an_empty_frame_with_the_usual_columns():
+    out = _predictor().predictions(_train().iloc[:0])
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and len(out) == 0
+
+
+def test_old_archives_without_the_lists_take_them_from_the_preprocessor():
+    old = _predictor(manifest_lists=False)
+    assert old.numeric_features == ["x1", "x2"]
+    assert old.categorical_features == ["colour", "city"]
+    df = _train().astype({"x2": object})
+    df.loc[3, "x2"] = "four"
+    with pytest.raises(DataError, match=r"x2 \(object: 'four'\)"):
+        old.predict(df)
+
+
+def test_check_input_is_usable_on_its_own():
+    X = check_input(pd.DataFrame({"a": ["1", "2"], "b": ["u", "v"], "extra": [0, 0]}), ["a", "b"], ["a"], ["b"])
+    assert list(X.columns) == ["a", "b"] and X["a"].tolist() == [1.0, 2.0]
+    with pytest.raises(DataError, match="missing 1 column"):
+        check_input(pd.DataFrame({"a": [1]}), ["a", "b"], ["a"])
