@@ -20,7 +20,6 @@ os.environ.update({
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
     "AIRFLOW_CONN_DAGML_RESULTS": f"sqlite:///{_HOME}/results.db",
     "DAGML_ARTIFACTS_ROOT": str(_HOME / "artifacts"),
-    "DAGML_CONFIGS": str(REPO / "dags" / "configs"),
 })
 
 

@@ -139,6 +139,9 @@ def score(
     configs: ConfigsOption = None,
 ):
     """Predict with the dataset's champion (its checksum verified first)."""
+    import pandas as pd
+
+    from dagml.errors import DataError
     from dagml.predictors import load_verified
     from dagml.sources import read_source
     from dagml.store.artifacts import ArtifactStore
@@ -150,11 +153,11 @@ def score(
         raise typer.Exit(1)
     predictor = load_verified(ArtifactStore.from_settings(), champ["model_uri"], champ["model_sha256"])
     df = read_source(str(input_path))
-    scored = df.copy()
-    scored["prediction"] = predictor.predict(df)
-    if predictor.classes is not None:
-        for cls, col in predictor.predict_proba(df).items():
-            scored[f"proba_{cls}"] = col
+    try:
+        scored = pd.concat([df, predictor.predictions(df)], axis=1)
+    except DataError as exc:
+        err.print(f"[red]{input_path}[/]: {exc}", soft_wrap=True)
+        raise typer.Exit(1)
     scored.to_csv(output if output else typer.get_text_stream("stdout"), index=False)
     if output:
         out.print(f"{len(scored)} predictions by {champ['family']} written to {output}")

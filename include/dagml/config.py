@@ -213,7 +213,14 @@ class DatasetConfig(_Strict):
                 raise ValueError(f"{', '.join(map(repr, bad))}: an asset is a URI like s3://bucket/sales or "
                                  "warehouse://sales")
             return value
-        if value is None or value.startswith("@"):
+        if value is None:
+            return value
+        if value.startswith("@"):
+            from dagml.partitions import CRON_PRESETS
+
+            if value not in CRON_PRESETS:
+                raise ValueError(f"{value!r}: a run trains on a completed interval, so the schedule is a cron "
+                                 f"expression or one of {', '.join(CRON_PRESETS)}")
             return value
         if len(value.split()) not in (5, 6):
             raise ValueError(f"{value!r} is neither a cron expression nor a preset like @daily")

@@ -22,4 +22,8 @@ class SourceUnavailable(ConnectionError):
     a retry may succeed."""
 
 
-PERMANENT_ERRORS = (DataError, FamilyFailed, ConnectionNotFound)
+class ChecksumMismatch(RuntimeError):
+    """A stored model's bytes differ from the SHA-256 recorded for it: it is never loaded."""
+
+
+PERMANENT_ERRORS = (DataError, FamilyFailed, ConnectionNotFound, ChecksumMismatch)

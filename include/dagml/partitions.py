@@ -121,8 +121,9 @@ def resolve(context, schedule) -> Partition:
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None and end > start:
         return Partition(format_key(_utc(start)), _utc(start), _utc(end))
-    after = getattr(dag_run, "run_after", None) or context.get("logical_date") or datetime.now(timezone.utc)
-    return latest_completed(schedule, after)
+    # a manual run: the interval completed by its logical date, or by when it was triggered
+    moment = start or context.get("logical_date") or getattr(dag_run, "run_after", None) or datetime.now(timezone.utc)
+    return latest_completed(schedule, moment)
 
 
 def partition_key(context, schedule=None) -> str:

@@ -5,9 +5,14 @@ One TaskFlow task, ``score``: load the champion from the results store (its SHA-
 before anything is unpickled), read the partition (the source and output are rendered by
 Airflow's templating, like the training DAG's load task), check the input against what the
 champion needs, predict, and write key columns, ``prediction``, ``proba_<class>`` and the
-champion's family, partition and digest, atomically (a temporary file, then a move). The
-task body is ``score``, a plain function; ``build_scoring_dag`` builds the DAG at parse time
-with nothing heavier than the config imported.
+champion's family, partition and digest, atomically (a temporary file, then a move). With
+``scoring.source.wait``, a ``wait_for_source`` sensor comes first, as in the training DAG.
+
+The run's partition is decided as for training (``dagml.partitions.resolve``): the trigger
+form's ``partition``, a partition key, the triggering champion event's ``partition``, the data
+interval, else the latest completed interval. The templates see it as ``{{ partition }}``,
+``{{ ds }}``, ``{{ data_interval_start }}``... The task body is ``score``, a plain function;
+``build_scoring_dag`` builds the DAG at parse time with nothing heavier than the config imported.
 """
 
 from __future__ import annotations
@@ -30,34 +35,50 @@ CHAMPION_COLUMNS = ("champion_family", "champion_partition", "champion_sha256")
 _CONFIGS: dict[str, DatasetConfig] = {}
 
 
-def _storage(conn_id: str | None, field: str) -> dict | None:
+def _storage(conn_id: str | None) -> dict | None:
+    """fsspec options from an Airflow connection; ``ConnectionNotFound`` naming it when it is not defined."""
     from dagml import settings
 
-    if conn_id is None:
-        return None
-    try:
-        return settings.storage_options(conn_id)
-    except Exception as exc:  # a connection that cannot be resolved fails the task, naming it
-        raise DataError(f"{field} {conn_id!r}: cannot get the Airflow connection: {exc}") from exc
+    return settings.storage_options(conn_id) if conn_id else None
+
+
+def _sql_source(config: DatasetConfig, parameters: dict):
+    from dagml import settings
+    from dagml.sources import SqlSource
+
+    source = config.scoring.source
+    url = settings.sqlalchemy_url(source.conn_id, "scoring.source.conn_id, the database to query")
+    return SqlSource(url, source.conn_id, source.sql, parameters)
 
 
 def read_input(config: DatasetConfig, source_uri: str | None, parameters: dict | None = None):
-    """The partition to score: ``source_uri`` (rendered) or the source's SQL with ``parameters`` (rendered)."""
+    """The partition to score: ``source_uri`` (rendered), or the SQL query with ``parameters`` (rendered) bound."""
     source = config.scoring.source
     if source.sql is not None:
-        from dagml import sources
+        import pandas as pd
 
-        reader = getattr(sources, "read_sql_partition", None)
-        if reader is None:
-            raise DataError(f"scoring.source.sql: this dagml cannot read a SQL source yet (connection "
-                            f"{source.conn_id!r}); give scoring.source a uri")
-        df = reader(source.sql, parameters or {}, source.conn_id)
+        with tempfile.TemporaryDirectory(prefix="dagml-score-sql-") as tmp:
+            _sql_source(config, parameters or {}).to_parquet(Path(tmp) / "input.parquet")
+            df = pd.read_parquet(Path(tmp) / "input.parquet")
     else:
         from dagml.sources import read_source
 
-        df = read_source(source_uri, source.format, source.options, _storage(source.conn_id, "scoring.source.conn_id"))
+        df = read_source(source_uri, source.format, source.options, _storage(source.conn_id))
     df.columns = [str(c) for c in df.columns]
     return df
+
+
+def source_ready(config: DatasetConfig, source_uri: str | None, parameters: dict | None = None) -> bool:
+    """Whether the partition to score is there yet: the file or object exists, or the query returns a row."""
+    from dagml.sources import uri_exists
+
+    source = config.scoring.source
+    if source.sql is not None:
+        ready = _sql_source(config, parameters or {}).has_rows()
+    else:
+        ready = uri_exists(source_uri, _storage(source.conn_id))
+    log.info("partition %s: %s", source_uri or source.where, "ready" if ready else "not there yet")
+    return ready
 
 
 def output_frame(predictor, df, key_columns: list[str], champion: dict):
@@ -96,9 +117,10 @@ def score(config: DatasetConfig, source_uri: str | None, output_uri: str, partit
           parameters: dict | None = None) -> dict:
     """Score one partition with the dataset's champion and write the predictions to ``output_uri``.
 
-    ``source_uri`` and ``output_uri`` arrive rendered; ``stores`` is a ``tasks.Stores``. Raises
-    ``DataError`` (no champion, bad input, an unresolvable connection) or ``ChecksumMismatch``
-    (the champion's archive is not the one recorded); nothing is written then.
+    ``source_uri`` (or, for a SQL source, ``parameters``) and ``output_uri`` arrive rendered;
+    ``stores`` is a ``tasks.Stores``. Raises ``DataError`` (no champion, bad input),
+    ``ChecksumMismatch`` (the champion's archive is not the one recorded) or
+    ``ConnectionNotFound``; nothing is written then.
     """
     from dagml.predictors import load_verified
 
@@ -108,37 +130,69 @@ def score(config: DatasetConfig, source_uri: str | None, output_uri: str, partit
     champion = stores.results.champion(config.dag_id)
     if champion is None:
         raise DataError(f"{config.dag_id} has no champion yet: nothing to score with (run {config.dag_id} first)")
-    output_storage = _storage(config.scoring.conn_id, "scoring.conn_id")
+    output_storage = _storage(config.scoring.conn_id)
     with tempfile.TemporaryDirectory(prefix="dagml-score-") as workdir:
         predictor = load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"], Path(workdir))
         log.info("champion %s (partition %s, sha256 %s) from %s", champion["family"], champion["partition"],
                  champion["model_sha256"], champion["model_uri"])
         df = read_input(config, source_uri, parameters)
-        log.info("scoring %d rows x %d columns from %s", len(df), df.shape[1],
+        log.info("scoring %d rows x %d columns of partition %s from %s", len(df), df.shape[1], partition,
                  source_uri if source_uri is not None else config.scoring.source.where)
         out = output_frame(predictor, df, config.scoring.key_columns, champion)
     uri = write_output(out, output_uri, output_storage)
-    log.info("wrote %d predictions for partition %s to %s", len(out), partition, uri)
+    log.info("wrote %d predictions to %s", len(out), uri)
     return {"output_uri": uri, "rows": len(out), "partition": partition, "source_uri": source_uri,
             "champion_family": champion["family"], "champion_partition": champion["partition"],
             "champion_sha256": champion["model_sha256"]}
 
 
-def _score(source_uri: str | None, output_uri: str, parameters: dict) -> dict:
+def _partition_schedule(config: DatasetConfig):
+    """The schedule whose intervals name a scoring run's partitions (none for ``champion`` or manual)."""
+    schedule = config.scoring.schedule
+    return None if schedule in (None, CHAMPION_SCHEDULE) else schedule
+
+
+def _rendered(context, config: DatasetConfig, partition) -> dict:
+    """The scoring source's templated parts (the URI, or only the SQL parameters' values: the query
+    is never templated) and the output URI, rendered by Airflow for this run's partition."""
+    template_context = {**context, **partition.template_context()}
+    render = context["task"].render_template
+    source = config.scoring.source
+    rendered = {"output_uri": render(config.scoring.output, template_context)}
+    if source.sql is not None:
+        return rendered | {"source_uri": None, "parameters": render(dict(source.parameters), template_context)}
+    return rendered | {"source_uri": render(source.uri, template_context), "parameters": None}
+
+
+def _in_task(body):
+    """Run ``body(context, config, partition, rendered)`` in a task; a permanent error (bad data, a
+    tampered champion, a connection that does not exist) fails at once, anything else is retried."""
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
-    from dagml import tasks
-    from dagml.partitions import partition_key
-    from dagml.store.artifacts import ChecksumMismatch
+    from dagml import partitions
+    from dagml.errors import PERMANENT_ERRORS
 
-    context = get_current_context()
-    config = _CONFIGS[context["dag"].dag_id]
     try:
-        return score(config, source_uri, output_uri, partition_key(context), tasks.Stores.from_settings(),
-                     parameters)
-    except (*tasks.PERMANENT_ERRORS, ChecksumMismatch) as exc:  # no retry can fix bad data or a tampered model
-        raise AirflowFailException(str(exc)) from exc
+        context = get_current_context()
+        config = _CONFIGS[context["dag"].dag_id]
+        partition = partitions.resolve(context, _partition_schedule(config))
+        return body(context, config, partition, _rendered(context, config, partition))
+    except PERMANENT_ERRORS as exc:  # no retry can fix bad data or a tampered model
+        raise AirflowFailException(str(exc)) from None
+
+
+def _score() -> dict:
+    from dagml import tasks
+
+    return _in_task(lambda context, config, partition, rendered: score(
+        config, rendered["source_uri"], rendered["output_uri"], partition.key, tasks.Stores.from_settings(),
+        rendered["parameters"]))
+
+
+def _wait_for_source() -> bool:
+    return _in_task(lambda context, config, partition, rendered: source_ready(
+        config, rendered["source_uri"], rendered["parameters"]))
 
 
 def schedule_for(config: DatasetConfig):
@@ -151,16 +205,11 @@ def schedule_for(config: DatasetConfig):
         from airflow.sdk import Asset
 
         return [Asset(config.champion_asset)]
-    from dagml import factory
-
-    timetable_for = getattr(factory, "timetable_for", None)
-    if timetable_for is not None:
-        return timetable_for(schedule)
-    if schedule in ("@once", "@continuous"):
+    if schedule in ("@once", "@continuous"):  # not a cron: Airflow's own timetables
         return schedule
-    from airflow.sdk import CronDataIntervalTimetable
+    from dagml.factory import timetable_for
 
-    return CronDataIntervalTimetable(schedule, timezone="UTC")
+    return timetable_for(schedule)
 
 
 def _doc(config: DatasetConfig) -> str:
@@ -174,7 +223,9 @@ def _doc(config: DatasetConfig) -> str:
 
 def build_scoring_dag(config: DatasetConfig):
     """The DAG ``score__<name>`` of a config with a ``scoring`` section (one task, ``score``)."""
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG, Param, task
+
+    from dagml.factory import PARTITION_PATTERN
 
     if config.scoring is None:
         raise ValueError(f"{config.name}: the config has no scoring section")
@@ -189,10 +240,16 @@ def build_scoring_dag(config: DatasetConfig):
         max_active_runs=config.max_active_runs,
         tags=["dagml", "scoring", *config.tags],
         default_args={"owner": config.owner, "retries": config.retries, "retry_delay": config.retry_delay},
+        params={"partition": Param(None, type=["null", "string"], pattern=PARTITION_PATTERN, description=(
+            "The partition to score, e.g. 2026-01-05 (blank: the run's data interval, or the new champion's "
+            "partition in a run the champion triggered)"))},
         render_template_as_native_obj=False,
     ) as dag:
-        source = config.scoring.source
-        task(task_id="score")(_score)(source.uri, config.scoring.output, dict(source.parameters))
+        scored = task(task_id="score")(_score)()
+        wait = config.scoring.source.wait
+        if wait is not None:
+            task.sensor(task_id="wait_for_source", mode="reschedule", poke_interval=wait.poke_interval,
+                        timeout=wait.timeout)(_wait_for_source)() >> scored
     _CONFIGS[config.scoring_dag_id] = config
     return dag
 

@@ -76,26 +76,46 @@ def test_generated_dag_structure():
     assert edges == {
         "load": ["prepare", "profile"],
         "profile": ["prepare"],
-        "prepare": ["promote", "search_sklearn"],
+        "prepare": ["promote", "search_sklearn", "select"],
         "search_sklearn": ["select"],
         "select": ["promote"],
-        "promote": ["report"],
+        "promote": ["publish_champion", "report"],
+        "publish_champion": [],
         "report": [],
     }
     search = dag.get_task("search_sklearn")
     assert search.queue == "default"
-    assert dag.get_task("select").trigger_rule == "all_done"
+    # select runs after every search, failed or not, but not after a failed prepare
+    assert dag.get_task("select").trigger_rule == "all_done_min_one_success"
+    assert [a.uri for a in dag.get_task("publish_champion").outlets] == ["dagml://breast_cancer/champion"]
     assert dag.max_active_runs == 1 and "dagml" in dag.tags
     assert "```yaml" in dag.doc_md and "sklearn:svm" in dag.doc_md
     assert dag.default_args["retries"] == 1
-    assert set(dag.params) == {"max_evals", "seconds"}
+    assert set(dag.params) == {"partition", "max_evals", "seconds"}
 
 
-@pytest.mark.parametrize("name, schedule, catchup", [("wine", "@weekly", False), ("diabetes", "@daily", False)])
-def test_schedule_and_catchup_come_from_the_config(name, schedule, catchup):
+@pytest.mark.parametrize("name, cron", [("wine", "0 0 * * 0"), ("diabetes", "0 0 * * *")])
+def test_a_cron_schedule_runs_on_completed_data_intervals(name, cron):
+    """Airflow 3's default for a cron string (CronTriggerTimetable) gives the midnight run a
+    zero-length interval; dagml's run at midnight of 2 January trains on 1 January."""
+    from datetime import datetime, timezone
+
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
     dag = _dagbag(DAGS).dags[f"automl__{name}"]
-    assert (dag.schedule, dag.catchup) == (schedule, catchup)
-    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable" and dag.timetable.expression == cron
+    assert dag.catchup is False
+    first = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
+        last_automated_data_interval=None, restriction=_restriction(datetime(2026, 1, 1, tzinfo=timezone.utc)))
+    days = 7 if name == "wine" else 1
+    assert (first.data_interval.end - first.data_interval.start).days == days
+    assert first.run_after == first.data_interval.end  # it runs once its interval is over
+
+
+def _restriction(earliest):
+    from airflow.timetables.base import TimeRestriction
+
+    return TimeRestriction(earliest=earliest, latest=None, catchup=True)
 
 
 def test_task_process_fast_path_builds_the_same_dag_as_a_full_parse():

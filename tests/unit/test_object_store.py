@@ -6,6 +6,7 @@ import pytest
 
 from dagml import tasks
 from dagml.predictors import load_verified
+from dagml.errors import ConnectionNotFound
 from dagml.store.artifacts import ArtifactStore, ChecksumMismatch
 
 
@@ -121,6 +122,33 @@ def test_a_partition_is_read_from_the_object_store_with_the_source_connection(s3
     with pytest.raises(DataError, match="source s3://lake/sales/2026-03-02.csv: no such file"):
         tasks.load(config, "s3://lake/sales/2026-03-02.csv", tasks.RunKeys(config.dag_id, "2026-03-02", "r2"), stores)
     unknown = config.model_copy(update={"source": config.source.model_copy(update={"conn_id": "no_such_conn"})})
-    with pytest.raises(DataError, match="source.conn_id 'no_such_conn': cannot get the Airflow connection"):
+    with pytest.raises(ConnectionNotFound, match="the Airflow connection 'no_such_conn' .* is not defined"):
         tasks.load(unknown, "s3://lake/sales/2026-03-01.csv", keys, stores)
-    assert stores.results.run(config.dag_id, "2026-03-02")["status"] == "failed"
+
+
+def test_an_unreachable_object_store_is_retried_and_the_retry_reads_it(s3_endpoint, stores, monkeypatch):
+    """A source read that fails with a connection error is left to Airflow's retries (not a permanent
+    DataError); once the server answers again, the same load succeeds."""
+    from dagml.config import DatasetConfig
+    from dagml.errors import PERMANENT_ERRORS, SourceUnavailable
+
+    s3 = _client(s3_endpoint)
+    s3.create_bucket(Bucket="flaky")
+    s3.put_object(Bucket="flaky", Key="d.csv", Body=b"x,y\n1,a\n2,b\n")
+    host, port = s3_endpoint.rsplit(":", 1)
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))  # a port where nothing answers: the server is down
+    monkeypatch.setenv("AIRFLOW_CONN_FLAKY", (
+        '{"conn_type": "aws", "login": "testing", "password": "testing", '
+        f'"extra": {{"endpoint_url": "http://127.0.0.1:{down.getsockname()[1]}"}}}}'))
+    config = DatasetConfig.model_validate({"name": "flaky", "source": {"uri": "s3://flaky/d.csv", "conn_id": "flaky"},
+                                           "target": "y"})
+    keys = tasks.RunKeys(config.dag_id, "2026-03-01", "r1")
+    with pytest.raises(SourceUnavailable, match="source s3://flaky/d.csv: cannot reach it") as first_try:
+        tasks.load(config, "s3://flaky/d.csv", keys, stores)
+    assert not isinstance(first_try.value, PERMANENT_ERRORS)
+    down.close()
+    monkeypatch.setenv("AIRFLOW_CONN_FLAKY", (
+        '{"conn_type": "aws", "login": "testing", "password": "testing", '
+        f'"extra": {{"endpoint_url": "{host}:{port}"}}}}'))  # the server is back
+    assert tasks.load(config, "s3://flaky/d.csv", keys, stores)["rows"] == 2

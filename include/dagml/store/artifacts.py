@@ -16,14 +16,12 @@ import tarfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from dagml.errors import ChecksumMismatch
+
 
 def safe_part(value: str) -> str:
     """Run ids carry ':' and '+' (manual__2026-01-01T00:00:00+00:00): keep paths portable."""
     return re.sub(r"[^A-Za-z0-9_.=-]", "_", str(value))
-
-
-class ChecksumMismatch(RuntimeError):
-    pass
 
 
 @contextmanager
