@@ -106,15 +106,28 @@ class SqlSource:
         try:
             with engine.connect() as conn:
                 return use(conn, sa.text(self.sql))
-        except sa.exc.OperationalError as exc:  # refused, timed out, dropped (and on MySQL, some bad SQL)
-            code = getattr(exc.orig, "args", [None])[0]
-            if isinstance(code, int) and 1000 <= code < 2000:  # a MySQL server error about the query itself
-                raise DataError(f"source {self.describe()}: {exc.orig}") from None
-            raise SourceUnavailable(f"source {self.describe()}: cannot reach the database: {exc.orig}") from exc
-        except (sa.exc.ProgrammingError, sa.exc.DataError, sa.exc.StatementError) as exc:
-            raise DataError(f"source {self.describe()}: {getattr(exc, 'orig', None) or exc}") from None
+        except DataError:
+            raise
+        except Exception as exc:
+            raise self._sorted(_database_error(exc) or exc) from None
         finally:
             engine.dispose()
+
+    def _sorted(self, exc) -> Exception:
+        import sqlalchemy as sa
+
+        reason = getattr(exc, "orig", None) or exc
+        if isinstance(exc, sa.exc.OperationalError):  # refused, timed out, dropped (on MySQL, also some bad SQL)
+            code = getattr(reason, "args", [None])[0]
+            if self.url.startswith("sqlite"):  # a file, not a server: only a lock is worth waiting out
+                refused = "locked" not in str(reason)
+            else:  # MySQL's 1xxx codes: the server refused the query itself
+                refused = isinstance(code, int) and 1000 <= code < 2000
+            if not refused:
+                return SourceUnavailable(f"source {self.describe()}: cannot reach the database: {reason}")
+        if isinstance(exc, (sa.exc.DBAPIError, sa.exc.StatementError)):
+            return DataError(f"source {self.describe()}: {reason}")
+        return SourceUnavailable(f"source {self.describe()}: {type(exc).__name__}: {exc}")
 
     def has_rows(self) -> bool:
         return self._run(lambda conn, stmt: conn.execute(stmt, self.parameters).first() is not None)
@@ -148,6 +161,15 @@ class SqlSource:
         if rows == 0:
             raise DataError(f"source {self.describe()}: the query returned no rows")
         return rows, columns
+
+
+def _database_error(exc):
+    """The SQLAlchemy error behind ``exc`` (pandas wraps it in its own DatabaseError)."""
+    import sqlalchemy as sa
+
+    while exc is not None and not isinstance(exc, sa.exc.SQLAlchemyError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def _conform(table, schema, where: str):
