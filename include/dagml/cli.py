@@ -38,8 +38,18 @@ def _results():
     return store
 
 
+def _found_configs(configs: Path | None):
+    folder = _configs_dir(configs)
+    found, errors = load_configs(folder)
+    if not found and not errors:
+        err.print(f"[red]no dataset configs in {folder}[/]: point DAGML_CONFIGS (or --configs) at the folder of "
+                  "your *.yaml configs; by default it is configs/ in Airflow's DAG folder", soft_wrap=True)
+        raise typer.Exit(1)
+    return found, errors
+
+
 def _dataset(name: str, configs: Path | None):
-    found, _ = load_configs(_configs_dir(configs))
+    found, _ = _found_configs(configs)
     for config in found:
         if name in (config.name, config.dag_id):
             return config
@@ -66,16 +76,19 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="config files or f
 
 @app.command("list")
 def list_datasets(configs: ConfigsOption = None):
-    """The configured datasets with their last run and champion."""
-    found, errors = load_configs(_configs_dir(configs))
+    """The configured datasets with their newest partition's run and their champion."""
+    found, errors = _found_configs(configs)
     results = _results()
-    table = Table("dataset", "dag_id", "schedule", "families", "last run", "status", "champion", "test score")
+    table = Table("dataset", "dag_id", "schedule", "families", "latest partition", "status", "champion", "test score",
+                  "error")
     for c in found:
         run, champ = results.latest_run(c.dag_id), results.champion(c.dag_id)
-        table.add_row(c.name, c.dag_id, c.schedule or "manual", str(len(c.families)),
+        schedule = ", ".join(c.schedule) if isinstance(c.schedule, list) else c.schedule or "manual"
+        table.add_row(c.name, c.dag_id, schedule, str(len(c.families)),
                       run["partition"] if run else "-", run["status"] if run else "-",
-                      champ["family"] if champ else "-",
-                      f"{champ['metric']} {champ['test_score']:.5f}" if champ else "-")
+                      f"{champ['family']} ({champ['partition']})" if champ else "-",
+                      f"{champ['metric']} {champ['test_score']:.5f}" if champ else "-",
+                      (run.get("error") or "") if run else "", style="red" if run and run["status"] == "failed" else None)
     out.print(table)
     for e in errors:
         err.print(f"[red]invalid[/] {e}", soft_wrap=True)
@@ -109,7 +122,9 @@ def leaderboard(
         keep = ("family", "status", "error", "metric", "params", "val_score", "test_score", "fit_seconds",
                 "n_trials", "n_failed_trials", "model_uri", "model_sha256")
         doc = {"dag_id": config.dag_id, "partition": run["partition"], "run_id": run["run_id"],
-               "status": run["status"], "metric": run["metric"], "selected": run["selected_family"],
+               "status": run["status"], "error": run["error"], "failed_task": run["failed_task"],
+               "metric": run["metric"], "selected": run["selected_family"], "promoted": run["promoted"],
+               "promotion_reason": run["promotion_reason"],
                "rows": [{k: r[k] for k in keep} for r in rows],
                "champion": {k: champ[k] for k in ("family", "partition", "run_id", "test_score", "model_uri",
                                                   "model_sha256")} if champ else None}
@@ -125,10 +140,50 @@ def leaderboard(
                       f"{r['test_score']:.5f}" if ok else "", f"{r['fit_seconds']:.2f}" if ok else "",
                       str(r["n_trials"] or ""), params, style=None if ok else "red")
     out.print(table)
+    if run["status"] == "failed":
+        err.print(f"[red]failed[/]: {run['error']}", soft_wrap=True)
+    elif run.get("promotion_reason"):
+        out.print(f"{'promoted' if run['promoted'] else 'not promoted'}: {run['promotion_reason']}", soft_wrap=True)
     if champ:
         out.print(f"champion: [bold]{champ['family']}[/] (partition {champ['partition']}, test "
                   f"{champ['metric']} {champ['test_score']:.5f})\nmodel: {champ['model_uri']}\n"
                   f"sha256: {champ['model_sha256']}", soft_wrap=True)
+
+
+@app.command()
+def history(
+    dataset: Annotated[str, typer.Argument(help="dataset name or dag_id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    configs: ConfigsOption = None,
+):
+    """One line per partition: its run, winner, scores, whether it was promoted and why, and the
+    champion once it had decided."""
+    from dagml.store.history import partition_history
+
+    config = _dataset(dataset, configs)
+    lines = partition_history(_results(), config.dag_id)
+    if as_json:
+        print(json.dumps({"dag_id": config.dag_id, "partitions": lines}, indent=2, default=str))
+        return
+    if not lines:
+        err.print(f"no runs recorded for {config.dag_id}")
+        raise typer.Exit(1)
+    table = Table(title=f"{config.dag_id} · {len(lines)} partition(s)")
+    for col in ("partition", "run id", "state", "winner", "validation", "test", "promoted", "why / error", "champion"):
+        table.add_column(col, overflow="fold")
+    for h in lines:
+        fmt = (lambda v: f"{v:.5f}" if v is not None else "")
+        table.add_row(h["partition"], h["run_id"], h["state"], h["winner"] or "", fmt(h["val_score"]),
+                      fmt(h["test_score"]), {True: "yes", False: "no"}.get(h["promoted"], ""),
+                      h["error"] or h["promotion_reason"] or "",
+                      f"{h['champion_family']} ({h['champion_partition']})" if h["champion_family"] else "",
+                      style="red" if h["state"] == "failed" else None)
+    out.print(table)
+    metric = next((h["metric"] for h in lines if h["metric"]), None)
+    if metric and any(h["test_score"] is not None for h in lines):
+        scored = [h for h in lines if h["test_score"] is not None]
+        out.print(f"winner's test {metric} over partitions: "
+                  + "  ".join(f"{h['partition']} {h['test_score']:.4f}" for h in scored), soft_wrap=True)
 
 
 @app.command()
