@@ -199,6 +199,13 @@ def _training_data(config: DatasetConfig, family, prepared: dict, recipe: dict, 
     return FrameData(df, roles, recipe, family.needs_scaling)
 
 
+def _warm_points(config: DatasetConfig, family_key: str, keys: RunKeys, stores: Stores) -> list[dict]:
+    """The best points earlier partitions found for this family (newest first, hyperopt's own form)."""
+    if not config.warm_start:
+        return []
+    return [row["vals"] for row in stores.results.best_trials(keys.dag_id, family_key, before=keys.partition)]
+
+
 def _search_family(config, family_key, prepared, keys, stores) -> dict:
     from dagml.families import get_family
     from dagml.predictors import save_model_folder
@@ -217,7 +224,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
         result = search(family, data.folds(), task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
-                        config.seed, trials_path, checkpoint)
+                        config.seed, trials_path, checkpoint, warm_points=_warm_points(config, family_key, keys, stores))
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
 
     pre, X_train, y_train = data.final()

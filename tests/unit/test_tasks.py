@@ -167,3 +167,26 @@ def test_a_family_whose_every_trial_fails_is_a_failed_row_with_its_reason(tmp_pa
     assert rows["sklearn:knn"]["status"] == "failed"
     assert "all 3 trial(s) failed; first error: RuntimeError: this knn is broken" in rows["sklearn:knn"]["error"]
     assert selection["family"] == "sklearn:elastic_net"  # the run still selects from the others
+
+
+def test_the_next_partition_starts_from_the_best_points_of_the_previous_one(tmp_path, stores):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["knn"], budget={"max_evals": 6, "seconds": 60})
+
+    def search(partition):
+        keys = tasks.RunKeys(config.dag_id, partition, f"r-{partition}")
+        loaded = tasks.load(config, config.source.uri, keys, stores)
+        prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+        tasks.search_family(config, "sklearn:knn", prepared, keys, stores)
+        return stores.results.trials(config.dag_id, partition, "sklearn:knn")
+
+    first = search("2026-01-01")
+    assert not any(t["warm_start"] for t in first)
+    best = sorted((t for t in first if t["status"] == "ok"), key=lambda t: t["loss"])[:2]
+    second = search("2026-01-02")
+    warm = [t for t in second if t["warm_start"]]
+    assert [t["params"] for t in warm] == [t["params"] for t in best]
+    assert [t["trial"] for t in warm] == [0, 1]  # evaluated first
+    off = config.model_copy(update={"warm_start": False})
+    keys = tasks.RunKeys(config.dag_id, "2026-01-03", "r3")
+    assert tasks._warm_points(off, "sklearn:knn", keys, stores) == []
