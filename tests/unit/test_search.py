@@ -100,3 +100,16 @@ def test_a_truncated_trials_file_starts_over(tmp_path):
     path.write_bytes(b"\x80\x04cut short")
     result = search(flaky(2.0), FOLDS, "binary", 2, AUC, max_evals=3, seconds=600, seed=5, trials_path=path)
     assert result.n_trials == 3
+
+
+def test_each_trial_records_hyperopts_own_point():
+    from hyperopt import space_eval
+
+    family = get_family("sklearn:knn")()
+    result = search(family, FOLDS, "binary", 2, AUC, max_evals=4, seconds=600, seed=2)
+    space = family.space("binary", *FOLDS[0].X_train.shape)
+    for t in result.trials:
+        assert t["warm_start"] is False
+        assert set(t["vals"]) == {"n_neighbors", "weights", "p"}
+        assert t["vals"]["weights"] in (0, 1) and t["vals"]["p"] in (0, 1)  # choice indices, not the options
+        assert space_eval(space, t["vals"]) == t["params"]
