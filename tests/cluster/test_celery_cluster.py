@@ -9,10 +9,10 @@ pytestmark = pytest.mark.cluster
 
 
 def _rows_of(results: ResultsStore, dag_id: str, run_id: str) -> list[dict]:
-    """The leaderboard of one DAG run (a manual run without a logical date is its own partition)."""
-    from dagml.store.artifacts import safe_part
-
-    return results.leaderboard(dag_id, safe_part(run_id), run_id)
+    """The leaderboard of one DAG run: a manual run of an unscheduled DAG trains on the partition of
+    the day it was triggered, so the runs of one day share it and each replaces the one before."""
+    run = next(r for r in results.runs(dag_id) if r["run_id"] == run_id)
+    return results.leaderboard(dag_id, run["partition"], run_id)
 
 
 def _results(cluster) -> ResultsStore:
