@@ -1,8 +1,8 @@
 """The hyperopt driver: TPE over one family's space, within an evaluation and seconds budget.
 
-Trials are saved after every evaluation (``trials_path``; ``checkpoint`` is called after
-each, to copy the file elsewhere), so a retried task resumes where its predecessor stopped
-instead of starting over. A trial that raises is logged
+Trials are saved as JSON after every evaluation (``trials_path``; ``checkpoint`` is called
+after each, to copy the file elsewhere), so a retried task resumes where its predecessor
+stopped instead of starting over, and resuming unpickles nothing. A trial that raises is logged
 with its message and marked failed; the search goes on. Only when every trial fails
 does the family fail, with the first reason.
 
@@ -13,9 +13,9 @@ then TPE. A resumed search evaluates what its file holds and adds no points.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,18 +74,53 @@ def _first_trials(space, name: str, warm_points: list[dict], init_points: list[d
     return trials
 
 
+TRIALS_FORMAT = 1
+
+
+def _doc_json(doc: dict) -> dict:
+    """A finished trial as JSON: hyperopt's own document without its timestamps."""
+    misc = doc["misc"]
+    return {"tid": int(doc["tid"]), "state": int(doc["state"]), "spec": doc["spec"], "result": doc["result"],
+            "misc": {**misc, "tid": int(misc["tid"]),
+                     "idxs": {k: [int(i) for i in v] for k, v in misc["idxs"].items()},
+                     "vals": {k: [_scalar(x) for x in v] for k, v in misc["vals"].items()}},
+            "exp_key": doc["exp_key"], "owner": doc["owner"], "version": doc["version"]}
+
+
+def _scalar(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def save_trials(path: Path, trials) -> None:
+    """The finished trials as JSON (written whole, then moved into place): resuming needs no unpickling."""
+    from hyperopt import JOB_STATE_DONE
+
+    docs = [_doc_json(t) for t in trials.trials if t["state"] == JOB_STATE_DONE]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"format": TRIALS_FORMAT, "trials": docs}, default=_scalar))
+    tmp.replace(path)
+
+
 def _load_trials(path: Path | None):
+    from hyperopt import Trials
+
     if path is None or not path.exists():
         return None
     try:
-        with open(path, "rb") as fh:
-            trials = pickle.load(fh)  # written by this driver, in this run's own folder
-        log.info("resuming %d saved trials from %s", len(trials.trials), path)
-        return trials
-    except Exception as exc:  # a file cut short by a killed worker: start over
+        saved = json.loads(path.read_text())
+        if saved.get("format") != TRIALS_FORMAT:
+            raise ValueError(f"format {saved.get('format')!r}, expected {TRIALS_FORMAT}")
+        trials = Trials()
+        for doc in saved["trials"]:
+            doc.update(book_time=None, refresh_time=None)
+        trials.insert_trial_docs(saved["trials"])
+        trials.refresh()
+    except Exception as exc:  # a file cut short by a killed worker, or of another format: start over
         log.warning("cannot resume trials from %s (%s); starting over", path, exc)
         path.unlink()
         return None
+    log.info("resuming %d saved trials from %s", len(trials.trials), path)
+    return trials
 
 
 def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
@@ -105,8 +140,10 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     @fmin_pass_expr_memo_ctrl  # to see the trial itself: was it a warm-start point?
     def objective(expr, memo, ctrl):
         params = rec_eval(expr, memo=memo)
-        if checkpoint:  # hyperopt has saved the trials so far (all but this one)
-            checkpoint()
+        if trials_path:  # the trials so far (all but this one), so a retry resumes them
+            save_trials(trials_path, ctrl.trials)
+            if checkpoint:
+                checkpoint()
         state["i"] += 1
         of = f"{state['i']} of {max_evals}" + (" (warm start)" if ctrl.current_trial["misc"].get("warm_start") else "")
         started = time.perf_counter()
@@ -142,10 +179,11 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         fmin(
             objective, space, algo=tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
             rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False, return_argmin=False,
-            trials_save_file=str(trials_path) if trials_path else "",
         )
     except AllTrialsFailed:  # raised on the way out; _summarise reports it with the first reason
         pass
+    if trials_path:
+        save_trials(trials_path, trials)
     elapsed = time.perf_counter() - started
     return _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
 

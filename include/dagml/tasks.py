@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +43,12 @@ class Stores:
 
     def uri(self, keys: RunKeys, *parts: str) -> str:
         return self.artifacts.uri(keys.dag_id, keys.partition, keys.run_id, *parts)
+
+    def load_uri(self, keys: RunKeys, load_id: str, *parts: str) -> str:
+        """Where what one load of the partition led to lives. Airflow re-runs a cleared or reprocessed
+        run under the same run id: a new load must not resume the old search or overwrite its models
+        (one of which may be the champion)."""
+        return self.uri(keys, load_id, *parts)
 
 
 def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str) -> None:
@@ -87,7 +94,8 @@ def load(config: DatasetConfig, source_uri: str | None, keys: RunKeys, stores: S
 
     stores.results.migrate()
     stores.results.start_run(keys.dag_id, keys.partition, keys.run_id)
-    target = stores.uri(keys, "data.parquet")
+    load_id = f"load-{uuid.uuid4().hex[:12]}"
+    target = stores.load_uri(keys, load_id, "data.parquet")
     if config.source.sql is not None:
         source = _sql_source(config, parameters or {})
         with tempfile.TemporaryDirectory(prefix="dagml-load-") as tmp:
@@ -100,7 +108,7 @@ def load(config: DatasetConfig, source_uri: str | None, keys: RunKeys, stores: S
         uri = stores.artifacts.write_parquet(target, df)
         rows, columns, where = len(df), df.shape[1], source_uri
     log.info("loaded %d rows x %d columns from %s", rows, columns, where)
-    return {"data_uri": uri, "source_uri": source_uri, "rows": rows, "columns": columns}
+    return {"data_uri": uri, "source_uri": source_uri, "rows": rows, "columns": columns, "load_id": load_id}
 
 
 def profile(config: DatasetConfig, loaded: dict, keys: RunKeys, stores: Stores) -> dict:
@@ -126,12 +134,14 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
     roles = make_split(df[config.target], task, split.test_size, split.validation, split.valid_size,
                        split.folds, config.seed)
     recipe = make_recipe(df, config.target, task, config.drop_columns, config.preprocessing.onehot_max_categories)
-    split_uri = stores.artifacts.write_parquet(stores.uri(keys, "split.parquet"), pd.DataFrame({"role": roles}))
-    recipe_uri = stores.artifacts.write_json(stores.uri(keys, "recipe.json"), recipe)
+    split_uri = stores.artifacts.write_parquet(stores.load_uri(keys, loaded["load_id"], "split.parquet"),
+                                               pd.DataFrame({"role": roles}))
+    recipe_uri = stores.artifacts.write_json(stores.load_uri(keys, loaded["load_id"], "recipe.json"), recipe)
     counts = pd.Series(roles).value_counts().to_dict()
     log.info("split %s; recipe: %d numeric, %d one-hot, %d ordinal columns", counts, len(recipe["numeric"]),
              len(recipe["onehot"]), len(recipe["ordinal"]))
-    return {"data_uri": loaded["data_uri"], "split_uri": split_uri, "recipe_uri": recipe_uri, "task": task,
+    return {"data_uri": loaded["data_uri"], "load_id": loaded["load_id"], "split_uri": split_uri,
+            "recipe_uri": recipe_uri, "task": task,
             "metric": summary["metric"], "n_classes": len(recipe.get("classes", []))}
 
 
@@ -149,7 +159,7 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
         yield path, None
         return
     with tempfile.TemporaryDirectory(prefix="dagml-trials-") as folder:
-        path = Path(folder) / "trials.pkl"
+        path = Path(folder) / "trials.json"
         if stores.artifacts.exists(uri):
             path.write_bytes(stores.artifacts.read_bytes(uri))
         sent = {"at": time.monotonic()}
@@ -220,7 +230,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     budget = entry.budget(config.budget)
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     data = _training_data(config, family, prepared, recipe, stores)
-    trials_uri = stores.uri(keys, family_key, "trials.pkl")
+    trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, "trials.json")
     log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
         result = search(family, data.folds(), task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
@@ -245,7 +255,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
                 "partition": keys.partition, "run_id": keys.run_id}
     with tempfile.TemporaryDirectory(prefix="dagml-") as tmp:
         save_model_folder(Path(tmp), manifest, pre, model)
-        model_uri = stores.uri(keys, family_key, "model.tar")
+        model_uri = stores.load_uri(keys, prepared["load_id"], family_key, "model.tar")
         sha = stores.artifacts.write_model(model_uri, Path(tmp))
     row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,

@@ -88,7 +88,7 @@ def test_every_kind_lands_on_one_leaderboard_scored_on_the_same_test_rows(airflo
     assert [r["family"] for r in rows if r["status"] != "ok"] == []
     # every stored model, whatever its kind, loads through one interface and reproduces its
     # recorded test score on this run's test rows
-    run_uri = artifacts.uri(dag.dag_id, latest["partition"], latest["run_id"])
+    run_uri = rows[0]["model_uri"].rsplit("/", 2)[0]  # <root>/<dag>/<partition>/<run>/<load>/<family>/model.tar
     df = artifacts.read_parquet(f"{run_uri}/data.parquet")
     roles = artifacts.read_parquet(f"{run_uri}/split.parquet")["role"].to_numpy()
     recipe = artifacts.read_json(f"{run_uri}/recipe.json")

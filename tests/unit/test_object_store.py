@@ -93,7 +93,7 @@ def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores,
     prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, s3_stores), keys, s3_stores)
     tasks.search_family(config, "sklearn:elastic_net", prepared, keys, s3_stores)
     assert s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]["n_trials"] == 3
-    assert s3_stores.artifacts.exists(s3_stores.uri(keys, "sklearn:elastic_net", "trials.pkl"))
+    assert s3_stores.artifacts.exists(s3_stores.load_uri(keys, prepared["load_id"], "sklearn:elastic_net", "trials.json"))
 
     bigger = config.model_copy(update={"families": [config.families[0].model_copy(update={"max_evals": 5})]})
     with caplog.at_level(logging.INFO, logger="dagml.search"):

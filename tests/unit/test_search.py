@@ -84,7 +84,7 @@ def test_a_family_whose_every_trial_fails_fails_with_the_first_reason():
 
 
 def test_a_retried_search_resumes_its_saved_trials(tmp_path):
-    path = tmp_path / "trials.pkl"
+    path = tmp_path / "trials.json"
     family = flaky(2.0)
     first = search(family, FOLDS, "binary", 2, AUC, max_evals=3, seconds=600, seed=5, trials_path=path)
     assert path.exists()
@@ -96,7 +96,7 @@ def test_a_retried_search_resumes_its_saved_trials(tmp_path):
 
 
 def test_a_truncated_trials_file_starts_over(tmp_path):
-    path = tmp_path / "trials.pkl"
+    path = tmp_path / "trials.json"
     path.write_bytes(b"\x80\x04cut short")
     result = search(flaky(2.0), FOLDS, "binary", 2, AUC, max_evals=3, seconds=600, seed=5, trials_path=path)
     assert result.n_trials == 3

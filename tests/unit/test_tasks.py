@@ -190,3 +190,21 @@ def test_the_next_partition_starts_from_the_best_points_of_the_previous_one(tmp_
     off = config.model_copy(update={"warm_start": False})
     keys = tasks.RunKeys(config.dag_id, "2026-01-03", "r3")
     assert tasks._warm_points(off, "sklearn:knn", keys, stores) == []
+
+
+def test_a_cleared_run_searches_its_new_load_again_and_keeps_the_first_models(tmp_path, stores, caplog):
+    """Airflow re-runs a cleared or reprocessed run under the same run id: the new load must not
+    resume the old search, nor overwrite the old models (one of them may be the champion)."""
+    import logging
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["knn"])
+    keys, _, first, _ = _run(config, stores)
+    champion = stores.results.champion(config.dag_id)
+    with caplog.at_level(logging.INFO, logger="dagml.search"):
+        _, _, again, _ = _run(config, stores)  # same partition, same run id
+    assert "resuming" not in caplog.text
+    assert again["model_uri"] != first["model_uri"]
+    load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])  # still intact
+    trials = stores.results.trials(keys.dag_id, keys.partition, "sklearn:knn")
+    assert len(trials) == 3 and all(t["run_id"] == "r1" for t in trials)

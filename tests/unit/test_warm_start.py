@@ -95,7 +95,7 @@ def test_unknown_labels_are_ignored_and_points_missing_a_label_or_broken_are_dro
 
 
 def test_a_resumed_search_does_not_add_warm_points_again(tmp_path):
-    path = tmp_path / "trials.pkl"
+    path = tmp_path / "trials.json"
     a, b = {"C": 3.0, "l1_ratio": 0.7}, {"C": 0.01, "l1_ratio": 0.9}
     first = run("sklearn:elastic_net", warm=[a], max_evals=3, trials_path=path)
     assert [t["warm_start"] for t in first.trials] == [True, False, False]
