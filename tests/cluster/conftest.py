@@ -5,6 +5,7 @@ Its DAG folder is the repo's dags/ plus the test-only DAGs of tests/cluster/dags
 family that always raises)."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -103,6 +104,16 @@ class Cluster:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
 
+def _create_database(name: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory, redis_server):
     ensure("postgres")
@@ -113,20 +124,32 @@ def cluster(tmp_path_factory, redis_server):
     shutil.copytree(REPO / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
     for path in TEST_DAGS.glob("*.py"):
         shutil.copy(path, dags)
+    for path in (TEST_DAGS / "configs_extra").glob("*.yaml"):  # test-only datasets (e.g. sales, SQL-sourced)
+        shutil.copy(path, dags / "configs")
+    # A scratch warehouse database for the SQL-sourced configs, as the Airflow connection `warehouse`
+    # of every service (the tests fill it); dropped with the cluster's own databases.
+    warehouse_url = f"postgres://postgres@127.0.0.1:5432/{prefix}warehouse"
+    _create_database(f"{prefix}warehouse")
     args = [sys.executable, str(CLUSTER), "--home", str(home), "--workers", "2", "--redis", redis_server["url"],
             "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20",
             "--dags", str(dags)]
-    up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True)
+    # The services inherit the `up` process's environment (cluster.py merges os.environ). Scheduled
+    # runs are off: a test's @daily DAG, unpaused so its backfills run, would otherwise also get a
+    # run of today's interval; manual, asset-triggered and backfill runs are unaffected.
+    up_env = {**os.environ, "AIRFLOW_CONN_WAREHOUSE": warehouse_url, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+    up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True, env=up_env)
     if up.returncode:
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((home / "logs").glob("*.log")))
         raise RuntimeError(f"cluster did not start: {up.stdout}{up.stderr}\n{logs}")
-    yield Cluster(home, api_port, prefix)
+    running = Cluster(home, api_port, prefix)
+    running.warehouse_url = warehouse_url
+    yield running
     subprocess.run([*args[:2], "down", "--home", str(home)], capture_output=True)
     import sqlalchemy as sa
 
     engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        for name in ("airflow", "results"):
+        for name in ("airflow", "results", "warehouse"):
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)'))
 
 
