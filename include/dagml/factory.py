@@ -78,14 +78,17 @@ def _run(step: str, **kwargs):
         raise AirflowFailException(str(exc)) from None
 
 
-def _rendered_source(context, config, partition) -> dict:
-    """The source's templated parts rendered for this partition: the URI, or only the values of
+def render_for_partition(context, partition, value):
+    """``value`` rendered by Airflow with the run's context and the partition's interval."""
+    return context["task"].render_template(value, {**context, **partition.template_context()})
+
+
+def rendered_source(context, source, partition) -> dict:
+    """A source's templated parts rendered for this partition: the URI, or only the values of
     the SQL parameters (the query text is never templated, and the values are bound)."""
-    template_context = {**context, **partition.template_context()}
-    render = context["task"].render_template
-    if config.source.sql is not None:
-        return {"source_uri": None, "parameters": render(dict(config.source.parameters), template_context)}
-    return {"source_uri": render(config.source.uri, template_context), "parameters": None}
+    if source.sql is not None:
+        return {"source_uri": None, "parameters": render_for_partition(context, partition, dict(source.parameters))}
+    return {"source_uri": render_for_partition(context, partition, source.uri), "parameters": None}
 
 
 def _load() -> dict:
@@ -95,7 +98,7 @@ def _load() -> dict:
 
     try:
         context, config, partition, _ = _context_and_keys()
-        rendered = _rendered_source(context, config, partition)
+        rendered = rendered_source(context, config.source, partition)
     except tasks.PERMANENT_ERRORS as exc:
         raise AirflowFailException(str(exc)) from None
     return _run("load", **rendered)
@@ -109,7 +112,7 @@ def _wait_for_source():
 
     try:
         context, config, partition, _ = _context_and_keys()
-        return tasks.source_ready(config, **_rendered_source(context, config, partition))
+        return tasks.source_ready(config, **rendered_source(context, config.source, partition))
     except tasks.PERMANENT_ERRORS as exc:
         raise AirflowFailException(str(exc)) from None
 

@@ -42,41 +42,19 @@ def _storage(conn_id: str | None) -> dict | None:
     return settings.storage_options(conn_id) if conn_id else None
 
 
-def _sql_source(config: DatasetConfig, parameters: dict):
-    from dagml import settings
-    from dagml.sources import SqlSource
-
-    source = config.scoring.source
-    url = settings.sqlalchemy_url(source.conn_id, "scoring.source.conn_id, the database to query")
-    return SqlSource(url, source.conn_id, source.sql, parameters)
-
-
 def read_input(config: DatasetConfig, source_uri: str | None, parameters: dict | None = None):
     """The partition to score: ``source_uri`` (rendered), or the SQL query with ``parameters`` (rendered) bound."""
-    source = config.scoring.source
-    if source.sql is not None:
-        import pandas as pd
+    from dagml.sources import read_frame
 
-        with tempfile.TemporaryDirectory(prefix="dagml-score-sql-") as tmp:
-            _sql_source(config, parameters or {}).to_parquet(Path(tmp) / "input.parquet")
-            df = pd.read_parquet(Path(tmp) / "input.parquet")
-    else:
-        from dagml.sources import read_source
-
-        df = read_source(source_uri, source.format, source.options, _storage(source.conn_id))
-    df.columns = [str(c) for c in df.columns]
-    return df
+    return read_frame(config.scoring.source, source_uri, parameters, field="scoring.source")
 
 
 def source_ready(config: DatasetConfig, source_uri: str | None, parameters: dict | None = None) -> bool:
     """Whether the partition to score is there yet: the file or object exists, or the query returns a row."""
-    from dagml.sources import uri_exists
+    from dagml import sources
 
     source = config.scoring.source
-    if source.sql is not None:
-        ready = _sql_source(config, parameters or {}).has_rows()
-    else:
-        ready = uri_exists(source_uri, _storage(source.conn_id))
+    ready = sources.source_ready(source, source_uri, parameters, field="scoring.source")
     log.info("partition %s: %s", source_uri or source.where, "ready" if ready else "not there yet")
     return ready
 
@@ -155,13 +133,10 @@ def _partition_schedule(config: DatasetConfig):
 def _rendered(context, config: DatasetConfig, partition) -> dict:
     """The scoring source's templated parts (the URI, or only the SQL parameters' values: the query
     is never templated) and the output URI, rendered by Airflow for this run's partition."""
-    template_context = {**context, **partition.template_context()}
-    render = context["task"].render_template
-    source = config.scoring.source
-    rendered = {"output_uri": render(config.scoring.output, template_context)}
-    if source.sql is not None:
-        return rendered | {"source_uri": None, "parameters": render(dict(source.parameters), template_context)}
-    return rendered | {"source_uri": render(source.uri, template_context), "parameters": None}
+    from dagml.factory import render_for_partition, rendered_source
+
+    output = render_for_partition(context, partition, config.scoring.output)
+    return {"output_uri": output, **rendered_source(context, config.scoring.source, partition)}
 
 
 def _in_task(body):

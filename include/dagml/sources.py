@@ -13,8 +13,12 @@ Errors: what a retry cannot fix (no such file, no rows, a bad query, unreadable 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagml.errors import DataError, SourceUnavailable
+
+if TYPE_CHECKING:
+    from dagml.config import Source
 
 BUNDLED = {
     "breast_cancer": "load_breast_cancer",
@@ -69,6 +73,43 @@ def read_source(uri: str, fmt: str = "auto", options: dict | None = None, storag
         raise DataError(f"source {uri}: cannot read as {fmt}: {exc}") from None
     except OSError as exc:  # the connection dropped mid-read
         raise SourceUnavailable(f"source {uri}: reading failed: {exc}") from exc
+
+
+def storage_options(source: Source) -> dict | None:
+    """fsspec options for a file or object source, from its Airflow connection (type aws)."""
+    from dagml import settings
+
+    return settings.storage_options(source.conn_id) if source.conn_id and source.uri is not None else None
+
+
+def sql_source(source: Source, parameters: dict | None, field: str = "source") -> SqlSource:
+    from dagml import settings
+
+    url = settings.sqlalchemy_url(source.conn_id, f"{field}.conn_id, the database to query")
+    return SqlSource(url, source.conn_id, source.sql, parameters or {})
+
+
+def source_ready(source: Source, uri: str | None, parameters: dict | None, field: str = "source") -> bool:
+    """Whether a partition is there yet: the file or object exists, or the query returns a row."""
+    if source.sql is not None:
+        return sql_source(source, parameters, field).has_rows()
+    return uri_exists(uri, storage_options(source))
+
+
+def read_frame(source: Source, uri: str | None, parameters: dict | None, field: str = "source"):
+    """A whole partition as a DataFrame (the query's rows pass through Parquet, a chunk at a time)."""
+    if source.sql is not None:
+        import tempfile
+
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory(prefix="dagml-sql-") as tmp:
+            sql_source(source, parameters, field).to_parquet(Path(tmp) / "rows.parquet")
+            df = pd.read_parquet(Path(tmp) / "rows.parquet")
+    else:
+        df = read_source(uri, source.format, source.options, storage_options(source))
+    df.columns = [str(c) for c in df.columns]
+    return df
 
 
 def _read_bundled(name: str):

@@ -60,28 +60,11 @@ def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str) -> N
         log.error("cannot record the failure of %s %s in the results DB: %s", dag_id, run_id, exc)
 
 
-def _source_storage(config: DatasetConfig) -> dict | None:
-    from dagml import settings
-
-    return settings.storage_options(config.source.conn_id) if config.source.conn_id else None
-
-
-def _sql_source(config: DatasetConfig, parameters: dict):
-    from dagml import settings
-    from dagml.sources import SqlSource
-
-    url = settings.sqlalchemy_url(config.source.conn_id, "source.conn_id, the database to query")
-    return SqlSource(url, config.source.conn_id, config.source.sql, parameters)
-
-
 def source_ready(config: DatasetConfig, source_uri: str | None, parameters: dict | None) -> bool:
     """Whether the partition is there yet: the file or object exists, or the query returns a row."""
-    from dagml.sources import uri_exists
+    from dagml import sources
 
-    if config.source.sql is not None:
-        ready = _sql_source(config, parameters or {}).has_rows()
-    else:
-        ready = uri_exists(source_uri, _source_storage(config))
+    ready = sources.source_ready(config.source, source_uri, parameters)
     log.info("partition %s: %s", source_uri or config.source.where, "ready" if ready else "not there yet")
     return ready
 
@@ -90,21 +73,20 @@ def load(config: DatasetConfig, source_uri: str | None, keys: RunKeys, stores: S
          parameters: dict | None = None) -> dict:
     """Read the partition (``source_uri``, or the SQL query with ``parameters`` bound) and store it
     once as Parquet. A query's rows are streamed to the file a chunk at a time."""
-    from dagml.sources import read_source
+    from dagml import sources
 
     stores.results.migrate()
     stores.results.start_run(keys.dag_id, keys.partition, keys.run_id)
     load_id = f"load-{uuid.uuid4().hex[:12]}"
     target = stores.load_uri(keys, load_id, "data.parquet")
     if config.source.sql is not None:
-        source = _sql_source(config, parameters or {})
+        source = sources.sql_source(config.source, parameters)
         with tempfile.TemporaryDirectory(prefix="dagml-load-") as tmp:
             rows, columns = source.to_parquet(Path(tmp) / "data.parquet")
             uri = stores.artifacts.write_file(target, Path(tmp) / "data.parquet")
         where = source.describe()
     else:
-        df = read_source(source_uri, config.source.format, config.source.options, _source_storage(config))
-        df.columns = [str(c) for c in df.columns]
+        df = sources.read_frame(config.source, source_uri, None)
         uri = stores.artifacts.write_parquet(target, df)
         rows, columns, where = len(df), df.shape[1], source_uri
     log.info("loaded %d rows x %d columns from %s", rows, columns, where)
