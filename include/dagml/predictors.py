@@ -1,4 +1,5 @@
-"""Load a stored model of any kind (its checksum first) and predict on a raw pandas frame.
+"""The model archive, written and read here only: store a fitted model of any kind, load it
+back (its checksum first) and predict on a raw pandas frame.
 
 A model archive holds ``manifest.json`` (family, task, classes, features, and the
 ``numeric`` and ``categorical`` feature columns), the fitted ``preprocessor.joblib`` and
@@ -23,15 +24,24 @@ from dagml.store.artifacts import ArtifactStore, unpack
 MANIFEST = "manifest.json"
 
 
-def save_model_folder(folder: Path, manifest: dict, preprocessor, model) -> Path:
+def manifest(family: str, task: str, metric: str, recipe: dict, params: dict, origin: dict) -> dict:
+    """What an archive says of its model: the columns it needs and where it was trained."""
+    return {"family": family, "task": task, "metric": metric, "features": recipe["features"],
+            "numeric": recipe["numeric"], "categorical": recipe["onehot"] + recipe["ordinal"],
+            "classes": recipe.get("classes"), "params": params, **origin}
+
+
+def write_archive(artifacts: ArtifactStore, uri: str, manifest: dict, preprocessor, model) -> str:
+    """Store the model with its preprocessing as one archive at ``uri``; returns its SHA-256."""
     import joblib
 
-    folder = Path(folder)
-    (folder / "model").mkdir(parents=True, exist_ok=True)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    joblib.dump(preprocessor, folder / "preprocessor.joblib")
-    model.save(folder / "model")
-    return folder
+    with tempfile.TemporaryDirectory(prefix="dagml-model-") as tmp:
+        folder = Path(tmp)
+        (folder / "model").mkdir()
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        joblib.dump(preprocessor, folder / "preprocessor.joblib")
+        model.save(folder / "model")
+        return artifacts.write_model(uri, folder)
 
 
 class Predictor:

@@ -198,26 +198,40 @@ def _warm_points(config: DatasetConfig, family_key: str, keys: RunKeys, stores: 
     return [row["vals"] for row in stores.results.best_trials(keys.dag_id, family_key, before=keys.partition)]
 
 
-def _search_family(config, family_key, prepared, keys, stores) -> dict:
+def _family(family_key: str, task: str):
     from dagml.families import get_family
-    from dagml.predictors import save_model_folder
-    from dagml.search import search
 
-    task, metric = prepared["task"], get_metric(prepared["metric"])
     family = get_family(family_key)()
     family.check_available()
     if task not in family.tasks:
         raise FamilyFailed(f"{family_key} cannot do a {task} task")
-    entry = next(f for f in config.families if f.name == family_key)
-    budget = entry.budget(config.budget)
-    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
-    data = _training_data(config, family, prepared, recipe, stores)
+    return family
+
+
+def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores):
+    """The hyperopt search within the family's budget, warm-started, its trials kept for a retry."""
+    from dagml.search import search
+
+    family_key = family.key()
+    budget = next(f for f in config.families if f.name == family_key).budget(config.budget)
     trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, "trials.json")
     log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
-        result = search(family, data.folds(), task, prepared["n_classes"], metric, budget.max_evals, budget.seconds,
-                        config.seed, trials_path, checkpoint, warm_points=_warm_points(config, family_key, keys, stores))
+        result = search(family, data.folds(), prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
+                        budget.max_evals, budget.seconds, config.seed, trials_path, checkpoint,
+                        warm_points=_warm_points(config, family_key, keys, stores))
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
+    return result
+
+
+def _search_family(config, family_key, prepared, keys, stores) -> dict:
+    from dagml.predictors import manifest, write_archive
+
+    task, metric = prepared["task"], get_metric(prepared["metric"])
+    family = _family(family_key, task)
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    data = _training_data(config, family, prepared, recipe, stores)
+    result = _search(config, family, data, prepared, keys, stores)
 
     pre, X_train, y_train = data.final()
     started = time.perf_counter()
@@ -230,15 +244,10 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
 
     val_score = score("valid") if data.has("valid") else result.best_score
     test_score = score("test")
-    features = recipe["features"]
-    manifest = {"family": family_key, "task": task, "metric": metric.name, "features": features,
-                "numeric": recipe["numeric"], "categorical": recipe["onehot"] + recipe["ordinal"],
-                "classes": recipe.get("classes"), "params": result.best_params, "dag_id": keys.dag_id,
-                "partition": keys.partition, "run_id": keys.run_id}
-    with tempfile.TemporaryDirectory(prefix="dagml-") as tmp:
-        save_model_folder(Path(tmp), manifest, pre, model)
-        model_uri = stores.load_uri(keys, prepared["load_id"], family_key, "model.tar")
-        sha = stores.artifacts.write_model(model_uri, Path(tmp))
+    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id}
+    model_uri = stores.load_uri(keys, prepared["load_id"], family_key, "model.tar")
+    sha = write_archive(stores.artifacts, model_uri, manifest(family_key, task, metric.name, recipe,
+                                                              result.best_params, origin), pre, model)
     row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
