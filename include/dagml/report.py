@@ -68,7 +68,24 @@ def _traces(trials: dict[str, list[dict]]) -> str:
     return "".join(parts)
 
 
-def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: dict) -> str:
+def _over_partitions(history: list[dict], current: str) -> str:
+    """The winner's scores partition by partition: drift shows as a falling test score."""
+    if not history:
+        return ""
+    cells = ["<table><tr><th>partition</th><th>state</th><th>winner</th><th>validation</th><th>test</th>"
+             "<th>promoted</th><th>champion after</th></tr>"]
+    for h in history:
+        style = ' style="font-weight:bold"' if h["partition"] == current else ""
+        champion = f"{h['champion_family']} ({h['champion_partition']})" if h["champion_family"] else ""
+        cells.append(f'<tr{style}><td>{escape(h["partition"])}</td><td>{escape(h["state"])}</td>'
+                     f'<td>{escape(h["winner"] or "")}</td><td class="num">{_fmt(h["val_score"])}</td>'
+                     f'<td class="num">{_fmt(h["test_score"])}</td>'
+                     f'<td>{ {True: "yes", False: "no"}.get(h["promoted"], "")}</td><td>{escape(champion)}</td></tr>')
+    return "".join(cells) + "</table>"
+
+
+def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: dict,
+                  history: list[dict] | None = None) -> str:
     metric = get_metric(run["metric"])
     body = [f"<h1>{escape(config.dag_id)} · {escape(run['partition'])}</h1>",
             f"<p>run <code>{escape(run['run_id'])}</code>; task {escape(run['task'])}; metric "
@@ -85,7 +102,8 @@ def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: 
             f'<td class="num">{_fmt(r["fit_seconds"], 2)}</td><td class="num">{r["n_trials"] or 0} '
             f'({r["n_failed_trials"] or 0})</td><td><code>{escape(str(detail))}</code></td></tr>')
     body.append("</table>")
-    body += ["<h2>Scores</h2>", _bars(rows, metric), "<h2>Search progress</h2>", _traces(trials)]
+    body += ["<h2>Scores</h2>", _bars(rows, metric), "<h2>Search progress</h2>", _traces(trials),
+             "<h2>Over partitions</h2>", _over_partitions(history or [], run["partition"])]
     profile = run.get("profile") or {}
     body.append("<h2>Data profile</h2><table>" + "".join(
         f"<tr><th>{escape(str(k))}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in profile.items()) + "</table>")

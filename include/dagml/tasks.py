@@ -355,11 +355,12 @@ def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKey
 
 def report(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores) -> str:
     from dagml.report import render_report
+    from dagml.store.history import partition_history
 
     run = stores.results.run(keys.dag_id, keys.partition)
     rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
     trials = {r["family"]: stores.results.trials(keys.dag_id, keys.partition, r["family"]) for r in rows}
-    html = render_report(config, run, rows, trials, promotion)
+    html = render_report(config, run, rows, trials, promotion, partition_history(stores.results, keys.dag_id))
     uri = stores.artifacts.write_bytes(stores.uri(keys, "report.html"), html.encode())
     stores.results.update_run(keys.dag_id, keys.partition, status="success", report_uri=uri,
                               finished_at=datetime.now(timezone.utc))

@@ -208,3 +208,17 @@ def test_a_cleared_run_searches_its_new_load_again_and_keeps_the_first_models(tm
     load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])  # still intact
     trials = stores.results.trials(keys.dag_id, keys.partition, "sklearn:knn")
     assert len(trials) == 3 and all(t["run_id"] == "r1" for t in trials)
+
+
+def test_the_report_shows_the_winner_over_partitions(tmp_path, stores):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["elastic_net"])
+    _run(config, stores, partition="2026-01-02", run_id="r2")
+    keys, *_ = _run(config, stores, partition="2026-01-01", run_id="r1")  # a backfilled older day
+    from html import unescape
+
+    html = unescape(stores.artifacts.read_bytes(stores.results.run(keys.dag_id, keys.partition)["report_uri"]).decode())
+    section = html[html.index("Over partitions"):]
+    assert section.index("2026-01-01") < section.index("2026-01-02")
+    assert "sklearn:elastic_net (2026-01-02)" in section  # the champion stayed on the newer day
+    assert "older than the champion's (2026-01-02)" in html
