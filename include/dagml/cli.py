@@ -83,7 +83,8 @@ def list_datasets(configs: ConfigsOption = None):
                   "error")
     for c in found:
         run, champ = results.latest_run(c.dag_id), results.champion(c.dag_id)
-        schedule = ", ".join(c.schedule) if isinstance(c.schedule, list) else c.schedule or "manual"
+        schedule = c.schedule if isinstance(c.schedule, (str, type(None))) else c.schedule_assets
+        schedule = ", ".join(schedule) if isinstance(schedule, list) else schedule or "manual"
         table.add_row(c.name, c.dag_id, schedule, str(len(c.families)),
                       run["partition"] if run else "-", run["status"] if run else "-",
                       f"{champ['family']} ({champ['partition']})" if champ else "-",

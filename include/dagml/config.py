@@ -95,6 +95,25 @@ class Source(_Strict):
         return self.uri if self.uri is not None else f"connection {self.conn_id!r}"
 
 
+def _asset_uris(uris: list[str]) -> list[str]:
+    if not uris:
+        raise ValueError("an empty list of assets never triggers a run; use null for manual runs")
+    bad = [v for v in uris if "://" not in v]
+    if bad:
+        raise ValueError(f"{', '.join(map(repr, bad))}: an asset is a URI like s3://bucket/sales or warehouse://sales")
+    return uris
+
+
+class AssetSchedule(_Strict):
+    """Run when upstream DAGs publish these assets. ``partitioned``: once per partition key the
+    producers put on their events (Airflow's PartitionedAssetTimetable); the run trains on it."""
+
+    assets: list[str]
+    partitioned: bool = False
+
+    _uris = field_validator("assets")(classmethod(lambda cls, v: _asset_uris(v)))
+
+
 class Scoring(_Strict):
     """A scoring DAG ``score__<name>``: the current champion predicts each partition of ``source``."""
 
@@ -174,9 +193,9 @@ class DatasetConfig(_Strict):
     spark: SparkOptions = SparkOptions()
     seed: int = Field(42, ge=0, le=2**32 - 1)
     drop_columns: list[str] = Field(default_factory=list)
-    schedule: str | list[str] | None = Field(None, description=(
+    schedule: str | list[str] | AssetSchedule | None = Field(None, description=(
         "cron or preset (a run per completed interval), a list of asset URIs (a run when all have new events), "
-        "or null (manual runs only)"))
+        "{assets: [...], partitioned: true} (a run per published partition), or null (manual runs only)"))
     warm_start: bool = Field(True, description="start searches from the best points of earlier partitions")
     scoring: Scoring | None = None
     start_date: date = date(2026, 1, 1)
@@ -202,18 +221,22 @@ class DatasetConfig(_Strict):
             raise ValueError(f"unknown metric {name!r}; valid: {', '.join(sorted(METRICS))}")
         return name
 
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _asset_schedule(cls, value):
+        if not isinstance(value, dict):
+            return value
+        try:
+            return AssetSchedule.model_validate(value)
+        except ValidationError as exc:  # one message, not one per member of the union
+            raise ValueError("; ".join(_describe(e) for e in exc.errors())) from None
+
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value):
         if isinstance(value, list):
-            if not value:
-                raise ValueError("an empty list of assets never triggers a run; use null for manual runs")
-            bad = [v for v in value if "://" not in v]
-            if bad:
-                raise ValueError(f"{', '.join(map(repr, bad))}: an asset is a URI like s3://bucket/sales or "
-                                 "warehouse://sales")
-            return value
-        if value is None:
+            return _asset_uris(value)
+        if value is None or isinstance(value, AssetSchedule):
             return value
         if value.startswith("@"):
             from dagml.partitions import CRON_PRESETS
@@ -252,6 +275,13 @@ class DatasetConfig(_Strict):
     @property
     def dag_id(self) -> str:
         return f"automl__{self.name}"
+
+    @property
+    def schedule_assets(self) -> list[str]:
+        """The asset URIs that trigger this dataset's runs (none for a cron or manual schedule)."""
+        if isinstance(self.schedule, list):
+            return self.schedule
+        return self.schedule.assets if isinstance(self.schedule, AssetSchedule) else []
 
     @property
     def scoring_dag_id(self) -> str:

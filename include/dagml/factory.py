@@ -38,13 +38,21 @@ def timetable_for(schedule):
     """A config's schedule as Airflow's: a cron or preset becomes a data-interval timetable, so
     the run at midnight of 2 January trains on 1 January, the day that just ended (Airflow 3's
     default for a cron string, CronTriggerTimetable, would give it a zero-length interval);
-    a list of asset URIs runs when every one has a new event."""
+    a list of asset URIs runs when every one has a new event; a partitioned asset schedule runs
+    once per partition key its producers publish."""
     if schedule is None:
         return None
     if isinstance(schedule, list):
         from airflow.sdk import Asset
 
         return [Asset(uri) for uri in schedule]
+    if not isinstance(schedule, str):  # an AssetSchedule
+        from airflow.sdk import Asset, AssetAll, PartitionedAssetTimetable
+
+        assets = [Asset(uri) for uri in schedule.assets]
+        if not schedule.partitioned:
+            return assets
+        return PartitionedAssetTimetable(assets=assets[0] if len(assets) == 1 else AssetAll(*assets))
     from airflow.sdk import CronDataIntervalTimetable
 
     from dagml.partitions import cron_of

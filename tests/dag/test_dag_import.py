@@ -126,3 +126,24 @@ def test_task_process_fast_path_builds_the_same_dag_as_a_full_parse():
     assert only.dag_id == "automl__wine"
     assert {t.task_id for t in only.tasks} == {t.task_id for t in full.tasks}
     assert only.doc_md == full.doc_md  # defaults merged the same way
+
+
+@pytest.mark.parametrize("schedule, timetable", [
+    (["warehouse://sales"], "AssetTriggeredTimetable"),
+    ({"assets": ["warehouse://sales", "warehouse://prices"], "partitioned": True}, "PartitionedAssetTimetable"),
+])
+def test_asset_schedules_become_airflow_asset_timetables(tmp_path, schedule, timetable):
+    import yaml
+
+    folder = tmp_path / "dags"
+    (folder / "configs").mkdir(parents=True)
+    shutil.copy(DAGS / "automl.py", folder)
+    (folder / "configs" / "sales.yaml").write_text(yaml.safe_dump(
+        {"source": {"uri": "/data/{{ partition }}.csv"}, "target": "y", "schedule": schedule}))
+    bag = _dagbag(folder)
+    assert bag.import_errors == {}
+    dag = bag.dags["automl__sales"]
+    assert type(dag.timetable).__name__ == timetable
+    uris = schedule if isinstance(schedule, list) else schedule["assets"]
+    condition = dag.timetable.asset_condition
+    assert sorted(a.uri.rstrip("/") for a in getattr(condition, "objects", [condition])) == sorted(uris)
