@@ -233,8 +233,12 @@ def build_dag(config: DatasetConfig):
         selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)(_select)()
         [prepared, *searches] >> selection
         promotion = task(task_id="promote")(_promote)(selection, prepared)
-        task(task_id="publish_champion", outlets=[Asset(config.champion_asset)])(_publish_champion)(promotion)
-        task(task_id="report")(_report)(promotion)
+        published = task(task_id="publish_champion", outlets=[Asset(config.champion_asset)])(_publish_champion)(
+            promotion)
+        # report is the last task, so the run row it marks a success is the end of a run Airflow
+        # calls a success too; it runs whether or not the champion changed (publish skipped)
+        report = task(task_id="report", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)(_report)(promotion)
+        published >> report
     _CONFIGS[config.dag_id] = config
     return dag
 

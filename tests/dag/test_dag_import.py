@@ -80,7 +80,7 @@ def test_generated_dag_structure():
         "search_sklearn": ["select"],
         "select": ["promote"],
         "promote": ["publish_champion", "report"],
-        "publish_champion": [],
+        "publish_champion": ["report"],
         "report": [],
     }
     search = dag.get_task("search_sklearn")
