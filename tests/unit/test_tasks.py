@@ -222,3 +222,55 @@ def test_the_report_shows_the_winner_over_partitions(tmp_path, stores):
     assert section.index("2026-01-01") < section.index("2026-01-02")
     assert "sklearn:elastic_net (2026-01-02)" in section  # the champion stayed on the newer day
     assert "older than the champion's (2026-01-02)" in html
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_two_runs_promoting_at_once_leave_one_champion_and_both_decisions(tmp_path, server):
+    import threading
+
+    import sqlalchemy as sa
+
+    from dagml.store.artifacts import ArtifactStore
+    from dagml.store.results import ResultsStore
+    from tests.services import scratch_database
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["elastic_net"])
+    with scratch_database(server) as url:
+        stores = tasks.Stores(ArtifactStore(str(tmp_path / "artifacts")), ResultsStore(url))
+        stores.results.migrate()
+        ready = []
+        for day in ("2026-01-01", "2026-01-02"):
+            keys = tasks.RunKeys(config.dag_id, day, f"r-{day}")
+            loaded = tasks.load(config, config.source.uri, keys, stores)
+            prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+            for family in config.families:
+                tasks.search_family(config, family.name, prepared, keys, stores)
+            ready.append((tasks.select(config, keys, stores), prepared, keys))
+        barrier, errors = threading.Barrier(2), []
+
+        def promote(selection, prepared, keys):
+            own = tasks.Stores(stores.artifacts, ResultsStore(url))  # a process of its own would have its own
+            barrier.wait()
+            try:
+                tasks.promote(config, selection, prepared, keys, own)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            own.results.engine.dispose()
+
+        threads = [threading.Thread(target=promote, args=args) for args in ready]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with stores.results.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM dagml_active_champions")).scalar() == 1
+        history = stores.results.champion_history(config.dag_id)
+        assert [h["retired_at"] is None for h in history].count(True) == 1
+        runs = {r["partition"]: r for r in stores.results.runs(config.dag_id)}
+        assert all(r["promoted"] is not None and r["promotion_reason"] for r in runs.values())
+        champion = stores.results.champion(config.dag_id)
+        assert all(r["champion_partition"] in ("2026-01-01", "2026-01-02") for r in runs.values())
+        assert runs[champion["partition"]]["promoted"]
+        stores.results.engine.dispose()
