@@ -31,9 +31,15 @@ def _configs_dir(configs: Path | None) -> Path:
 
 def _results():
     from dagml import settings
+    from dagml.errors import ConnectionNotFound
     from dagml.store.results import ResultsStore
 
-    store = ResultsStore(settings.results_url())
+    try:
+        url = settings.results_url()
+    except ConnectionNotFound as exc:
+        err.print(f"[red]{exc}[/] (or `. airflow_config/embedded.env` for the embedded setup)", soft_wrap=True)
+        raise typer.Exit(1) from None
+    store = ResultsStore(url)
     store.migrate()
     return store
 

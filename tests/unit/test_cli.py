@@ -69,3 +69,25 @@ def test_list_leaderboard_and_score_after_a_run(tmp_path):
 def test_unknown_dataset_lists_the_known_ones():
     result = runner.invoke(app, ["leaderboard", "nope"])
     assert result.exit_code == 1 and "known: breast_cancer" in result.output
+
+
+def test_a_cli_that_finds_no_configs_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGML_CONFIGS", str(tmp_path / "nothing-here"))
+    result = runner.invoke(app, ["list"], terminal_width=300)
+    assert result.exit_code == 1
+    assert f"no dataset configs in {tmp_path / 'nothing-here'}" in " ".join(result.output.split())
+    assert "DAGML_CONFIGS" in result.output
+
+
+def test_the_results_db_is_never_a_silent_local_file(monkeypatch):
+    from dagml import settings
+    from dagml.errors import ConnectionNotFound
+
+    monkeypatch.delenv("AIRFLOW_CONN_DAGML_RESULTS", raising=False)
+    monkeypatch.delenv("DAGML_RESULTS_URL", raising=False)
+    import pytest
+
+    with pytest.raises(ConnectionNotFound, match="the Airflow connection 'dagml_results'"):
+        settings.results_url()
+    result = runner.invoke(app, ["db", "upgrade"], terminal_width=300)
+    assert result.exit_code == 1 and "the Airflow connection 'dagml_results'" in result.output
