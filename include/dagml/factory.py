@@ -131,7 +131,7 @@ def _record_failure(context) -> None:
     It runs in the task's process, or in the dag-processor when the task's worker died (then
     there is no exception to quote). A search's failure is its family's leaderboard row instead.
     """
-    from dagml import tasks
+    from dagml import partitions, tasks
 
     ti = context["ti"]
     if ti.task_id.startswith("search_"):
@@ -139,7 +139,15 @@ def _record_failure(context) -> None:
     exc = context.get("exception")
     reason = (str(exc).splitlines() or [type(exc).__name__])[0] if exc is not None else (
         "the task's process or worker ended without reporting (killed, lost or timed out); see its log")
-    tasks.record_run_failure(context["dag"].dag_id, context["run_id"], ti.task_id, reason)
+    config = _CONFIGS[context["dag"].dag_id]
+    try:  # for a run that failed before its row was written
+        partition = partitions.resolve(context, config.schedule).key
+    except Exception:  # the very reason it failed, e.g. asset events without a partition
+        partition = None
+    if ti.task_id == "wait_for_source" and exc is not None and "timed out" in str(exc):
+        reason = (f"partition {partition} of {config.source.where} did not appear within "
+                  f"{config.source.wait.timeout:g} s")
+    tasks.record_run_failure(context["dag"].dag_id, context["run_id"], ti.task_id, reason, partition)
 
 
 def _profile(loaded: dict) -> dict:

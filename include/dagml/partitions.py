@@ -97,12 +97,21 @@ def latest_completed(schedule, now: datetime) -> Partition:
 
 
 def _from_asset_events(context) -> str | None:
+    """The newest partition the triggering events name. A run of a plain asset schedule takes every
+    event since the last run; the older partitions among them are logged, not trained on."""
+    keys = set()
     for events in (context.get("triggering_asset_events") or {}).values():
         for event in events:
             key = getattr(event, "partition_key", None) or (getattr(event, "extra", None) or {}).get("partition")
             if key:
-                return checked(key, "the triggering asset event's partition")
-    return None
+                keys.add(checked(key, "the triggering asset event's partition"))
+    if len(keys) > 1:
+        import logging
+
+        logging.getLogger("dagml.partitions").warning(
+            "the triggering events name %d partitions (%s): training on the newest; a schedule with "
+            "`partitioned: true` runs once per partition instead", len(keys), ", ".join(sorted(keys)))
+    return max(keys) if keys else None
 
 
 def resolve(context, schedule) -> Partition:

@@ -51,10 +51,10 @@ class Stores:
         return self.uri(keys, load_id, *parts)
 
 
-def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str) -> None:
+def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str, partition: str | None = None) -> None:
     """The run's recorded error: its first failing task and that task's one-line reason."""
     try:
-        if Stores.from_settings().results.fail_run(dag_id, run_id, task_id, f"{task_id}: {reason}"):
+        if Stores.from_settings().results.fail_run(dag_id, run_id, task_id, f"{task_id}: {reason}", partition):
             log.info("run %s failed at %s: %s", run_id, task_id, reason)
     except Exception as exc:  # a failure callback must not raise; say why the record is missing
         log.error("cannot record the failure of %s %s in the results DB: %s", dag_id, run_id, exc)

@@ -188,5 +188,7 @@ def test_a_partition_that_never_lands_fails_after_the_timeout_without_a_leaderbo
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["wait_for_source"] == "failed" and states["load"] == "upstream_failed"
-    assert _results().run(dag.dag_id, "2026-01-02") is None
+    recorded = _results().run(dag.dag_id, "2026-01-02")
+    assert (recorded["status"], recorded["failed_task"]) == ("failed", "wait_for_source")
+    assert recorded["error"] == f"wait_for_source: partition 2026-01-02 of {tmp_path}/{{{{ ds }}}}.csv did not appear within 3 s"
     assert _results().leaderboard(dag.dag_id, "2026-01-02") == []

@@ -126,3 +126,13 @@ def test_a_failure_is_recorded_once_and_never_over_a_finished_run(results):
     results.update_run("d", "p2", status="success")
     assert not results.fail_run("d", "r2", "report", "late")
     assert results.run("d", "p2")["status"] == "success"
+
+
+def test_a_run_that_failed_before_its_row_was_written_gets_one(results):
+    assert results.fail_run("d", "asset__r1", "load", "load: the events carry no partition")
+    run = results.latest_run("d")
+    assert (run["partition"], run["status"], run["failed_task"]) == ("(no partition)", "failed", "load")
+    results.start_run("d", "2026-01-01", "r2")
+    assert results.latest_run("d")["partition"] == "2026-01-01"  # never the "latest partition"
+    assert results.fail_run("d", "r3", "load", "load: no connection", partition="2026-01-02")
+    assert results.run("d", "2026-01-02")["error"] == "load: no connection"

@@ -32,3 +32,16 @@ def test_results_db_comes_from_the_airflow_connection(monkeypatch, uri, url):
 def test_worker_hostname_names_the_worker(monkeypatch):
     monkeypatch.setenv("DAGML_WORKER_NAME", "worker-2")
     assert settings.worker_hostname().endswith("-worker-2")
+
+
+def test_the_newest_partition_of_several_triggering_events_is_trained_on(caplog):
+    from types import SimpleNamespace
+
+    from dagml.partitions import resolve
+
+    events = {"warehouse://sales": [SimpleNamespace(partition_key=None, extra={"partition": "2026-01-02"}),
+                                    SimpleNamespace(partition_key="2026-01-04", extra={}),
+                                    SimpleNamespace(partition_key=None, extra={"partition": "2026-01-03"})]}
+    partition = resolve({"triggering_asset_events": events}, ["warehouse://sales"])
+    assert partition.key == "2026-01-04" and partition.start.day == 4
+    assert "name 3 partitions (2026-01-02, 2026-01-03, 2026-01-04): training on the newest" in caplog.text

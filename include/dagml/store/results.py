@@ -105,6 +105,9 @@ active_champions = sa.Table(
 )
 
 
+NO_PARTITION = "(no partition)"  # sorts before every date: never "the latest partition"
+
+
 class _LostRace(Exception):
     pass
 
@@ -165,12 +168,23 @@ class ResultsStore:
             return [_plain(r) for r in conn.execute(runs.select().where(runs.c.dag_id == dag_id)
                                                     .order_by(runs.c.partition))]
 
-    def fail_run(self, dag_id: str, run_id: str, task_id: str, error: str) -> bool:
-        """Record why a running run failed; the first failure wins, a finished run is left alone."""
-        query = runs.update().where(runs.c.dag_id == dag_id, runs.c.run_id == run_id, runs.c.status == "running")
+    def fail_run(self, dag_id: str, run_id: str, task_id: str, error: str, partition: str | None = None) -> bool:
+        """Record why a running run failed; the first failure wins, a finished run is left alone.
+
+        A run that failed before its row was written (no partition, a missing connection, a worker
+        lost while starting) gets a failed row of its own, under ``partition`` or NO_PARTITION."""
+        now = _now()
+        failed = {"status": "failed", "failed_task": task_id, "error": error, "finished_at": now}
         with self.engine.begin() as conn:
-            done = conn.execute(query.values(status="failed", failed_task=task_id, error=error, finished_at=_now()))
-        return done.rowcount > 0
+            done = conn.execute(runs.update().where(runs.c.dag_id == dag_id, runs.c.run_id == run_id,
+                                                    runs.c.status == "running").values(**failed))
+            if done.rowcount:
+                return True
+            if conn.execute(runs.select().where(runs.c.dag_id == dag_id, runs.c.run_id == run_id)).first():
+                return False
+        self._upsert(runs, {"dag_id": dag_id, "partition": partition or NO_PARTITION},
+                     {"run_id": run_id, "started_at": now, **failed})
+        return True
 
     # leaderboard and trials
     def record_family(self, dag_id: str, partition: str, family: str, run_id: str, **values) -> None:
