@@ -133,9 +133,11 @@ def cluster(tmp_path_factory, redis_server):
     args = [sys.executable, str(CLUSTER), "--home", str(home), "--workers", "2", "--redis", redis_server["url"],
             "--prefix", prefix, "--api-port", str(api_port), "--heartbeat-timeout", "20",
             "--dags", str(dags)]
-    # The services inherit the `up` process's environment (cluster.py merges os.environ). Scheduled
-    # runs are off: a test's @daily DAG, unpaused so its backfills run, would otherwise also get a
-    # run of today's interval; manual, asset-triggered and backfill runs are unaffected.
+    # The services inherit the `up` process's environment (cluster.py merges os.environ). The
+    # scheduler creates no scheduled runs: a test's @daily DAG, unpaused so its backfills run, would
+    # otherwise also get a run of today's interval. In Airflow 3.3 this also stops asset-triggered
+    # runs, so the asset tests turn it back on for themselves (restart_scheduler); manual and
+    # backfill runs are unaffected.
     up_env = {**os.environ, "AIRFLOW_CONN_WAREHOUSE": warehouse_url, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     up = subprocess.run([*args[:2], "up", *args[2:]], capture_output=True, text=True, env=up_env)
     if up.returncode:
@@ -143,6 +145,8 @@ def cluster(tmp_path_factory, redis_server):
         raise RuntimeError(f"cluster did not start: {up.stdout}{up.stderr}\n{logs}")
     running = Cluster(home, api_port, prefix)
     running.warehouse_url = warehouse_url
+    # what `up` gave the services on top of the env file, for a service a test starts again
+    running.extra_env = {k: up_env[k] for k in ("AIRFLOW_CONN_WAREHOUSE", "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE")}
     yield running
     subprocess.run([*args[:2], "down", "--home", str(home)], capture_output=True)
     import sqlalchemy as sa
@@ -170,3 +174,84 @@ def kill_worker_running(cluster, dag_id: str, run_id: str, task_id: str, timeout
             return ti
         time.sleep(0.5)
     raise TimeoutError(f"no {task_id} instance started running within {timeout} s")
+
+
+def _stop_service(cluster, name: str, timeout: float = 30) -> None:
+    """SIGTERM a service's process group (it leads one), SIGKILL it if it outlives ``timeout``."""
+    import os
+    import signal
+
+    pid = int((cluster.home / "pids" / f"{name}.pid").read_text())
+
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    if alive():
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while alive() and time.time() < deadline:
+        time.sleep(0.2)
+    if alive():
+        os.killpg(pid, signal.SIGKILL)
+
+
+# Run in a short-lived process of its own, so that the service it starts is not the tests' child:
+# a child of the pytest process that exits would stay a zombie, which cluster.py's `down` (and
+# _stop_service) take for alive until their 30 s timeout.
+_START = """
+import importlib.util, json, sys
+from pathlib import Path
+a = json.loads(sys.argv[1])
+spec = importlib.util.spec_from_file_location("dagml_cluster_script", a["script"])
+script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(script)
+number = int(a["name"].rsplit("-", 1)[1]) if a["name"].startswith("worker-") else 0
+script._start(Path(a["home"]), a["name"], script._services(number)[a["name"]], a["env"], a["api_port"])
+"""
+
+
+def start_service(cluster, name: str, extra_env: dict | None = None) -> None:
+    """(Re)start the service ``name`` (``scheduler``, ``worker-1``...) as `up` started it, through
+    cluster.py's own helper (same env, log and pid files), ``extra_env`` on top; does not wait."""
+    args = {"script": str(CLUSTER), "home": str(cluster.home), "name": name, "api_port": cluster.api_port,
+            "env": {**cluster.env(), **cluster.extra_env, **(extra_env or {})}}
+    subprocess.run([sys.executable, "-c", _START, json.dumps(args)], check=True, cwd=REPO)
+
+
+def restart_scheduler(cluster, extra_env: dict | None = None, timeout: float = 180) -> None:
+    """Stop the scheduler and start it again with ``extra_env`` (e.g. a setting it reads only at
+    start); wait until a heartbeat of the new one shows in the health endpoint."""
+    from datetime import datetime, timezone
+
+    _stop_service(cluster, "scheduler")
+    started = datetime.now(timezone.utc)
+    start_service(cluster, "scheduler", extra_env)
+    deadline = time.time() + timeout
+    while True:
+        health = cluster.request("GET", "/api/v2/monitor/health", auth=False)["scheduler"]
+        beat = health.get("latest_scheduler_heartbeat")
+        if health.get("status") == "healthy" and beat and datetime.fromisoformat(beat.replace("Z", "+00:00")) > started:
+            return
+        if time.time() > deadline:
+            raise TimeoutError(f"the restarted scheduler was not healthy within {timeout} s; see "
+                               f"{cluster.home}/logs/scheduler.log")
+        time.sleep(0.5)
+
+
+def worker_ready_count(cluster, name: str) -> int:
+    log = cluster.home / "logs" / f"{name}.log"
+    return log.read_bytes().count(b" ready.") if log.exists() else 0
+
+
+def wait_worker_ready(cluster, name: str, readies_before: int, timeout: float = 180) -> None:
+    """Wait until the worker's log (appended to by each start) says ready once more than before."""
+    deadline = time.time() + timeout
+    while worker_ready_count(cluster, name) <= readies_before:
+        if time.time() > deadline:
+            raise TimeoutError(f"{name} was not ready again within {timeout} s; see {cluster.home}/logs/{name}.log")
+        time.sleep(0.5)
+
