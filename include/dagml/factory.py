@@ -6,6 +6,7 @@ Only the DAG's shape is built here, at parse time: the task callables import
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,18 +73,27 @@ def _context_and_keys():
     return context, config, partition, tasks.RunKeys(dag_id, partition.key, context["run_id"])
 
 
-def _run(step: str, **kwargs):
-    """Run one task body; a permanent error (bad data, a family that cannot fit, a connection that
-    does not exist) fails at once with its one-line reason, anything else is left to the retries."""
+@contextmanager
+def failing_at_once():
+    """The one retry-or-fail decision: a permanent error (bad data, a family that cannot fit, a
+    connection that does not exist, a tampered model) fails the task at once with its one-line
+    reason; anything else (a network error, a timeout) is left to the task's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from dagml import tasks
+    from dagml.errors import PERMANENT_ERRORS
 
     try:
+        yield
+    except PERMANENT_ERRORS as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _run(step: str, **kwargs):
+    from dagml import tasks
+
+    with failing_at_once():
         _, config, _, keys = _context_and_keys()
         return getattr(tasks, step)(config, keys=keys, stores=tasks.Stores.from_settings(), **kwargs)
-    except tasks.PERMANENT_ERRORS as exc:
-        raise AirflowFailException(str(exc)) from None
 
 
 def render_for_partition(context, partition, value):
@@ -100,29 +110,19 @@ def rendered_source(context, source, partition) -> dict:
 
 
 def _load() -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from dagml import tasks
-
-    try:
+    with failing_at_once():
         context, config, partition, _ = _context_and_keys()
         rendered = rendered_source(context, config.source, partition)
-    except tasks.PERMANENT_ERRORS as exc:
-        raise AirflowFailException(str(exc)) from None
     return _run("load", **rendered)
 
 
 def _wait_for_source():
     """Poke until the partition's file, object or rows exist (the sensor frees its slot between pokes)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from dagml import tasks
 
-    try:
+    with failing_at_once():
         context, config, partition, _ = _context_and_keys()
         return tasks.source_ready(config, **rendered_source(context, config.source, partition))
-    except tasks.PERMANENT_ERRORS as exc:
-        raise AirflowFailException(str(exc)) from None
 
 
 def _record_failure(context) -> None:

@@ -143,18 +143,15 @@ def _in_task(body):
     """Run ``body(context, config, partition, rendered)`` in a task; a permanent error (bad data, a
     tampered champion, a connection that does not exist) fails at once, anything else is retried."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
 
     from dagml import partitions
-    from dagml.errors import PERMANENT_ERRORS
+    from dagml.factory import failing_at_once
 
-    try:
+    with failing_at_once():
         context = get_current_context()
         config = _CONFIGS[context["dag"].dag_id]
         partition = partitions.resolve(context, _partition_schedule(config))
         return body(context, config, partition, _rendered(context, config, partition))
-    except PERMANENT_ERRORS as exc:  # no retry can fix bad data or a tampered model
-        raise AirflowFailException(str(exc)) from None
 
 
 def _score() -> dict:

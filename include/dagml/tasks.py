@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dagml.config import DatasetConfig
-from dagml.errors import PERMANENT_ERRORS, DataError, FamilyFailed  # noqa: F401 (the wrapper's one list)
+from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore

@@ -78,18 +78,47 @@ class Cluster:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.load(resp)
 
-    def trigger(self, dag_id: str, conf: dict) -> str:
-        deadline = time.time() + 120
-        while time.time() < deadline:  # the dag-processor may not have parsed the file yet
+    def results(self):
+        """dagml's results store of this cluster."""
+        from airflow.models.connection import Connection
+
+        from dagml.settings import _connection_url
+        from dagml.store.results import ResultsStore
+
+        return ResultsStore(_connection_url(Connection(uri=self.env()["AIRFLOW_CONN_DAGML_RESULTS"])))
+
+    def unpause(self, dag_id: str, timeout: float = 120) -> None:
+        """A paused DAG starts no run; the dag-processor may not have parsed its file yet (404)."""
+        deadline = time.time() + timeout
+        while True:
             try:
                 self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-                break
+                return
             except urllib.error.HTTPError as exc:
-                if exc.code != 404:
+                if exc.code != 404 or time.time() > deadline:
                     raise
-                time.sleep(2)
+                time.sleep(1)
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        self.unpause(dag_id)
         run = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run["dag_run_id"]
+
+    def warehouse_insert(self, table: str, rows: list[dict], create: bool = False) -> None:
+        """Rows (day, x1, x2, y) into a table of the cluster's warehouse (the connection `warehouse`)."""
+        import sqlalchemy as sa
+        from airflow.models.connection import Connection
+
+        from dagml.settings import _connection_url
+
+        engine = sa.create_engine(_connection_url(Connection(uri=self.warehouse_url)))
+        with engine.begin() as conn:
+            if create:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+                conn.execute(sa.text(f"CREATE TABLE {table} (day DATE NOT NULL, x1 DOUBLE PRECISION, "
+                                     "x2 DOUBLE PRECISION, y TEXT)"))
+            conn.execute(sa.text(f"INSERT INTO {table} VALUES (:day, :x1, :x2, :y)"), rows)
+        engine.dispose()
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
         deadline = time.time() + timeout

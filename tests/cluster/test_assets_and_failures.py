@@ -42,15 +42,8 @@ ROWS = {"2026-01-02": 80, "2026-01-03": 120, "2026-01-04": 100}  # a different c
 SLOW_DAG = "automl__slow_load"
 
 
-def _results(cluster) -> ResultsStore:
-    from airflow.models.connection import Connection
-
-    return ResultsStore(_connection_url(Connection(uri=cluster.env()["AIRFLOW_CONN_DAGML_RESULTS"])))
-
-
 def _fill_warehouse(cluster) -> None:
     import numpy as np
-    from airflow.models.connection import Connection
 
     rng = np.random.default_rng(3)
     rows = []
@@ -58,26 +51,7 @@ def _fill_warehouse(cluster) -> None:
         x = rng.normal(size=(n, 2))
         label = (x[:, 0] + x[:, 1] > 0) ^ (rng.random(n) < 0.05)
         rows += [{"day": day, "x1": float(a), "x2": float(b), "y": "yes" if t else "no"} for (a, b), t in zip(x, label)]
-    engine = sa.create_engine(_connection_url(Connection(uri=cluster.warehouse_url)))
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS asset_sales"))
-        conn.execute(sa.text("CREATE TABLE asset_sales (day DATE NOT NULL, x1 DOUBLE PRECISION, "
-                             "x2 DOUBLE PRECISION, y TEXT)"))
-        conn.execute(sa.text("INSERT INTO asset_sales VALUES (:day, :x1, :x2, :y)"), rows)
-    engine.dispose()
-
-
-def _unpause(cluster, dag_id: str, timeout: float = 120) -> None:
-    """A paused DAG's asset events queue no run; the dag-processor may not have parsed it yet."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            cluster.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-            return
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404 or time.time() > deadline:
-                raise
-            time.sleep(1)
+    cluster.warehouse_insert("asset_sales", rows, create=True)
 
 
 def _asset_id(cluster, uri: str, timeout: float = 60) -> int:
@@ -164,7 +138,7 @@ def asset_scheduling(cluster):
 class TestAssetTriggeredRuns:
     def test_an_asset_event_with_a_partition_in_its_extra_trains_on_that_day_and_publishes_the_champion(self, cluster):
         _fill_warehouse(cluster)
-        _unpause(cluster, ASSET_DAG)
+        cluster.unpause(ASSET_DAG)
         before = set(_runs(cluster, ASSET_DAG))
 
         event = _post_event(cluster, {"extra": {"partition": "2026-01-03"}})
@@ -177,7 +151,7 @@ class TestAssetTriggeredRuns:
         assert state == "success", _log_tails(cluster, ASSET_DAG, run_id)
 
         # dagml recorded the run under the event's partition, and read that day's rows (120 of them)
-        results = _results(cluster)
+        results = cluster.results()
         recorded = {r["run_id"]: r for r in results.runs(ASSET_DAG)}[run_id]
         assert recorded["partition"] == "2026-01-03"
         assert recorded["status"] == "success" and recorded["error"] is None
@@ -191,7 +165,7 @@ class TestAssetTriggeredRuns:
         _assert_champion_published(cluster, results, ASSET_DAG, run_id, "2026-01-03")
 
     def test_an_asset_event_without_a_partition_fails_the_run_and_says_why(self, cluster):
-        _unpause(cluster, ASSET_DAG)
+        cluster.unpause(ASSET_DAG)
         before = set(_runs(cluster, ASSET_DAG))
         _post_event(cluster, {"extra": {"note": "no partition here"}})
         run = _new_run(cluster, ASSET_DAG, before, timeout=60)
@@ -207,7 +181,7 @@ class TestAssetTriggeredRuns:
         # the run's recorded error, in the results DB and in `dagml history`
         deadline = time.time() + 30  # the failure callback runs in the task's process, after the task
         while True:
-            recorded = [r for r in _results(cluster).runs(ASSET_DAG) if r["run_id"] == run_id]
+            recorded = [r for r in cluster.results().runs(ASSET_DAG) if r["run_id"] == run_id]
             if recorded or time.time() > deadline:
                 break
             time.sleep(1)
@@ -223,7 +197,7 @@ class TestAssetTriggeredRuns:
         (partitioned: true) runs on it; asset_sales, on the same asset with a plain schedule, does not:
         Airflow queues a non-partitioned DAG only for events without a key. (Last of the asset_sales
         tests: that unqueued event would be consumed by the plain DAG's next run.)"""
-        _unpause(cluster, KEYED_DAG)
+        cluster.unpause(KEYED_DAG)
         before, before_plain = set(_runs(cluster, KEYED_DAG)), set(_runs(cluster, ASSET_DAG))
         event = _post_event(cluster, {"partition_key": "2026-01-04"})
         assert event["partition_key"] == "2026-01-04"
@@ -242,7 +216,7 @@ class TestAssetTriggeredRuns:
         assert run["partition_key"] == "2026-01-04"
         assert cluster.wait(KEYED_DAG, run_id, timeout=300) == "success", _log_tails(cluster, KEYED_DAG, run_id)
 
-        results = _results(cluster)
+        results = cluster.results()
         recorded = {r["run_id"]: r for r in results.runs(KEYED_DAG)}[run_id]
         assert recorded["partition"] == "2026-01-04" and recorded["status"] == "success"
         assert recorded["profile"]["rows"] == ROWS["2026-01-04"]
@@ -274,7 +248,7 @@ def test_a_worker_killed_on_the_last_try_of_load_fails_the_run_and_the_run_row_s
 
     partition = "2026-02-01"
     run_id = cluster.trigger(SLOW_DAG, {"partition": partition})
-    results = _results(cluster)
+    results = cluster.results()
     deadline = time.time() + 180  # kill it mid-query: after load recorded the run as running
     while not _sleeping_load_query(cluster):
         assert time.time() < deadline, "slow_load's query never started"

@@ -11,14 +11,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from dagml.settings import _connection_url
 from dagml.store.results import ResultsStore
 
 pytestmark = pytest.mark.cluster
@@ -29,17 +27,10 @@ ROWS_PER_DAY = 150
 LATE_ROWS = 30
 
 
-def _results(cluster) -> ResultsStore:
-    from airflow.models.connection import Connection
-
-    return ResultsStore(_connection_url(Connection(uri=cluster.env()["AIRFLOW_CONN_DAGML_RESULTS"])))
-
-
 def _fill_warehouse(cluster) -> None:
     import math
 
     import numpy as np
-    from airflow.models.connection import Connection
 
     rng = np.random.default_rng(7)
     rows = []
@@ -50,40 +41,17 @@ def _fill_warehouse(cluster) -> None:
         label ^= rng.random(ROWS_PER_DAY) < 0.03  # a little label noise: scores below 1, no ties
         rows += [{"day": day, "x1": float(a), "x2": float(b), "y": "yes" if t else "no"}
                  for (a, b), t in zip(x, label)]
-    engine = sa.create_engine(_connection_url(Connection(uri=cluster.warehouse_url)))
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS sales"))
-        conn.execute(sa.text("CREATE TABLE sales (day DATE NOT NULL, x1 DOUBLE PRECISION, x2 DOUBLE PRECISION, "
-                             "y TEXT)"))
-        conn.execute(sa.text("INSERT INTO sales VALUES (:day, :x1, :x2, :y)"), rows)
-    engine.dispose()
+    cluster.warehouse_insert("sales", rows, create=True)
 
 
 def _add_late_rows(cluster, days: list[str], n: int) -> None:
     """Rows that arrive after a day was trained on: the reason to reprocess it."""
     import numpy as np
-    from airflow.models.connection import Connection
 
     rng = np.random.default_rng(11)
     rows = [{"day": day, "x1": float(a), "x2": float(b), "y": "yes" if a > b else "no"}
             for day in days for a, b in rng.normal(size=(n, 2))]
-    engine = sa.create_engine(_connection_url(Connection(uri=cluster.warehouse_url)))
-    with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO sales VALUES (:day, :x1, :x2, :y)"), rows)
-    engine.dispose()
-
-
-def _unpause(cluster, timeout: float = 120) -> None:
-    """Backfill runs start only on an unpaused DAG (the cluster schedules no runs of its own)."""
-    deadline = time.time() + timeout
-    while True:  # the dag-processor may not have parsed the config yet
-        try:
-            cluster.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-            return
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404 or time.time() > deadline:
-                raise
-            time.sleep(1)
+    cluster.warehouse_insert("sales", rows)
 
 
 def _body(first: str, last: str, reprocess: str) -> dict:
@@ -141,8 +109,8 @@ def _assert_champion_never_went_back(history: list[dict]) -> None:
 
 def test_a_backfill_trains_each_day_and_a_reprocessing_backfill_rewrites_without_duplicates(cluster):
     _fill_warehouse(cluster)
-    _unpause(cluster)
-    results = _results(cluster)
+    cluster.unpause(DAG_ID)
+    results = cluster.results()
 
     # 1. a backfill over the five days: one run per day, by Airflow's scheduler on the Celery workers
     planned = cluster.request("POST", "/api/v2/backfills/dry_run", _body(DAYS[0], DAYS[-1], "none"))

@@ -3,7 +3,6 @@
 import pytest
 
 from dagml.store.results import ResultsStore
-from dagml.settings import _connection_url
 
 pytestmark = pytest.mark.cluster
 
@@ -13,12 +12,6 @@ def _rows_of(results: ResultsStore, dag_id: str, run_id: str) -> list[dict]:
     the day it was triggered, so the runs of one day share it and each replaces the one before."""
     run = next(r for r in results.runs(dag_id) if r["run_id"] == run_id)
     return results.leaderboard(dag_id, run["partition"], run_id)
-
-
-def _results(cluster) -> ResultsStore:
-    from airflow.models.connection import Connection
-
-    return ResultsStore(_connection_url(Connection(uri=cluster.env()["AIRFLOW_CONN_DAGML_RESULTS"])))
 
 
 def test_a_run_triggered_through_rest_succeeds_on_celery_workers(cluster):
@@ -34,7 +27,7 @@ def test_a_run_triggered_through_rest_succeeds_on_celery_workers(cluster):
         f"sklearn:{f}" for f in ("elastic_net", "random_forest", "extra_trees", "hist_gradient_boosting", "svm",
                                  "knn", "dummy")}
 
-    results = _results(cluster)
+    results = cluster.results()
     assert results.engine.dialect.name == "postgresql"
     run = results.latest_run("automl__breast_cancer")
     assert run["run_id"] == run_id and run["status"] == "success"
@@ -60,7 +53,7 @@ def test_a_redis_restart_during_a_run_does_not_stop_it(cluster, redis_server):
     time.sleep(3)
     redis_server["proc"] = subprocess.Popen(redis_server["cmd"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert cluster.wait(dag_id, run_id, timeout=900) == "success"
-    rows = _rows_of(_results(cluster), dag_id, run_id)
+    rows = _rows_of(cluster.results(), dag_id, run_id)
     assert len(rows) == 7 and all(r["status"] == "ok" for r in rows)
 
 
@@ -84,7 +77,7 @@ def test_a_family_that_always_raises_fails_after_its_retries_and_the_others_are_
     assert {tis[k]["state"] for k in ("sklearn:elastic_net", "sklearn:dummy", "select", "promote", "report")} == {
         "success"}
 
-    results = _results(cluster)
+    results = cluster.results()
     rows = {r["family"]: r for r in _rows_of(results, dag_id, run_id)}
     assert sorted(rows) == ["sklearn:always_raises", "sklearn:dummy", "sklearn:elastic_net"]  # one row each
     assert rows["sklearn:always_raises"]["status"] == "failed"
@@ -104,7 +97,7 @@ def test_when_every_family_raises_the_run_fails_and_nothing_is_promoted(cluster)
     assert tis["sklearn:dummy"]["try_number"] == 2
     assert {tis[k]["state"] for k in ("promote", "report")} == {"upstream_failed"}
 
-    results = _results(cluster)
+    results = cluster.results()
     rows = _rows_of(results, dag_id, run_id)
     assert len(rows) == 2 and {(r["status"], r["error"]) for r in rows} == {("failed", REASON)}
     assert results.champion(dag_id) is None and results.champion_history(dag_id) == []
@@ -117,7 +110,7 @@ def test_a_killed_worker_s_search_is_retried_elsewhere_and_nothing_is_lost(clust
     from tests.cluster.conftest import kill_worker_running
 
     dag_id = "automl__breast_cancer"
-    results = _results(cluster)
+    results = cluster.results()
     earlier = results.champion(dag_id)  # crowned by the tests before
     assert earlier is not None
 
