@@ -154,7 +154,8 @@ def cluster(tmp_path_factory, redis_server):
     for path in TEST_DAGS.glob("*.py"):
         shutil.copy(path, dags)
     for path in (TEST_DAGS / "configs_extra").glob("*.yaml"):  # test-only datasets (e.g. sales, SQL-sourced)
-        shutil.copy(path, dags / "configs")
+        # @CLUSTER_HOME@: a folder of this cluster's own, e.g. for a scoring DAG's output
+        (dags / "configs" / path.name).write_text(path.read_text().replace("@CLUSTER_HOME@", str(home)))
     # A scratch warehouse database for the SQL-sourced configs, as the Airflow connection `warehouse`
     # of every service (the tests fill it); dropped with the cluster's own databases.
     warehouse_url = f"postgres://postgres@127.0.0.1:5432/{prefix}warehouse"

@@ -139,6 +139,8 @@ class TestAssetTriggeredRuns:
     def test_an_asset_event_with_a_partition_in_its_extra_trains_on_that_day_and_publishes_the_champion(self, cluster):
         _fill_warehouse(cluster)
         cluster.unpause(ASSET_DAG)
+        scoring = "score__asset_sales"  # scheduled on the champion asset: a paused DAG would queue nothing
+        cluster.unpause(scoring)
         before = set(_runs(cluster, ASSET_DAG))
 
         event = _post_event(cluster, {"extra": {"partition": "2026-01-03"}})
@@ -163,6 +165,23 @@ class TestAssetTriggeredRuns:
 
         # the champion's asset event carries what a consumer needs, as the results DB has it
         _assert_champion_published(cluster, results, ASSET_DAG, run_id, "2026-01-03")
+
+        # and it triggers the scoring DAG, which scores that day's rows with the new champion
+        scored = None
+        deadline = time.time() + 180
+        while scored is None and time.time() < deadline:
+            runs = [r for r in _runs(cluster, scoring).values() if r["state"] in ("success", "failed")]
+            scored = runs[0] if runs else None
+            time.sleep(2)
+        assert scored is not None and scored["run_type"] == "asset_triggered"
+        assert scored["state"] == "success", _log_tails(cluster, scoring, scored["dag_run_id"])
+        import pandas as pd
+
+        out = pd.read_csv(cluster.home / "scores" / "2026-01-03.csv")
+        champion = results.champion(ASSET_DAG)
+        assert len(out) == ROWS["2026-01-03"] and set(out["day"].astype(str)) == {"2026-01-03"}
+        assert set(out["prediction"]) <= {"yes", "no"} and {"proba_yes", "proba_no"} <= set(out.columns)
+        assert set(out["champion_sha256"]) == {champion["model_sha256"]}
 
     def test_an_asset_event_without_a_partition_fails_the_run_and_says_why(self, cluster):
         cluster.unpause(ASSET_DAG)
