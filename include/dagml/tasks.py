@@ -157,14 +157,23 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
             upload(force=True)
 
 
-def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
-    """Search one family, refit its best point, score validation and test rows, store the model."""
+@contextmanager
+def one_thread():
+    """One search is one worker slot: native thread pools (OpenMP, BLAS) would oversubscribe the
+    cores other slots use, and OpenMP's spin-waiting then slows every search many times.
+    threadpoolctl limits only the libraries already loaded, so scikit-learn's OpenMP runtime is
+    loaded first (without it, HistGradientBoosting ran 2 threads per search: docs/benchmarks.md)."""
+    import sklearn.utils._openmp_helpers  # noqa: F401  (loads the OpenMP runtime)
     from threadpoolctl import threadpool_limits
 
+    with threadpool_limits(limits=1):
+        yield
+
+
+def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
+    """Search one family, refit its best point, score validation and test rows, store the model."""
     try:
-        # One search is one worker slot: native thread pools (OpenMP, BLAS) oversubscribe the
-        # cores other slots use, and OpenMP's spin-waiting then slows every search many times.
-        with threadpool_limits(limits=1):
+        with one_thread():
             return _search_family(config, family_key, prepared, keys, stores)
     except Exception as exc:
         stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",

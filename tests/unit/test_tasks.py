@@ -274,3 +274,17 @@ def test_two_runs_promoting_at_once_leave_one_champion_and_both_decisions(tmp_pa
         assert all(r["champion_partition"] in ("2026-01-01", "2026-01-02") for r in runs.values())
         assert runs[champion["partition"]]["promoted"]
         stores.results.engine.dispose()
+
+
+def test_a_search_runs_one_openmp_thread_even_when_openmp_loads_inside_it():
+    """In a fresh interpreter (as a task process is), OpenMP is not loaded before the search starts."""
+    import subprocess
+    import sys
+
+    probe = ("from dagml.tasks import one_thread\n"
+             "with one_thread():\n"
+             "    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads\n"
+             "    print(_openmp_effective_n_threads())\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"})
+    assert done.stdout.strip() == "1"
