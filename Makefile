@@ -61,7 +61,7 @@ bench-long: install
 	$(PY) bench/spark_scaling.py
 	$(PY) bench/cluster_scaleout.py --cycles 2
 	$(PY) bench/cluster_overhead.py --cycles 2
-	$(PY) bench/backfill_throughput.py
+	$(PY) bench/backfill_throughput.py --variants 1:1,2:2,2:2:OMP_NUM_THREADS=1,2:4
 
 # The CeleryExecutor stack natively on this machine (Postgres and Redis on loopback): WORKERS=N.
 cluster-up: install

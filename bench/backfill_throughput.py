@@ -6,8 +6,9 @@ a day, 8 numeric features, a binary target whose boundary turns every day) and g
 service of the cluster the Airflow connection ``warehouse`` to it. A partition searches two
 families (random_forest, hist_gradient_boosting), each stopped by ``--seconds`` of search
 (max_evals 10000, so the seconds bound rules; set per backfill through ``dag_run_conf``), plus
-sklearn:dummy, which dagml always adds: 3 mapped searches between load, profile, prepare and
-select, promote, publish_champion, report.
+sklearn:dummy, which dagml always adds (capped at its 2 points in the config: with the budget's
+max_evals it would re-evaluate them for the whole seconds): 3 mapped searches between load,
+profile, prepare and select, promote, publish_champion, report.
 
 For each variant SLOTS:RUNS (default ``1:1,2:2``, in that order), airflow_config/cluster.py
 starts a fresh cluster with SLOTS Celery workers of one slot each (dagml's shipped settings;
@@ -23,6 +24,9 @@ cluster (mean over its K partitions). Ideal throughput with S slots = S / W: eve
 all the time; with S slots no schedule does better, since a partition is W slot-seconds of
 work however its tasks interleave. Goal (the issue): at least 0.9 of the ideal for partitions
 of at least 30 s of search.
+
+``--raw FILE`` also saves what was measured; ``--render FILE`` rewrites the section from it
+without measuring (keeping the measuring run's command, date and machine).
 """
 
 from __future__ import annotations
@@ -382,6 +386,16 @@ f' (this run searched {2 * seconds:g} s per partition)'}: {'; '.join(verdicts)}.
 """)
 
 
+# What the same benchmark measured before dagml's search task held OpenMP to one thread.
+PRE_FIX = ("Before that commit, the same benchmark (`bench/backfill_throughput.py --variants "
+           "1:1,2:2,2:2:OMP_NUM_THREADS=1,2:4:OMP_NUM_THREADS=1` on dagml 9e305d1, 2026-11-28 06:58 UTC, the "
+           "1-minute load at 2.5–7.2 during the 2-slot backfills, with other work on the machine) measured on 2 slots "
+           "hist_gradient_boosting at 6 trials per 30 s search without the variable and 50 with it (48 on 1 slot), "
+           "its search task at 48.6 s vs 35.8 s, W 101.7 s vs 92.6 s and the ratio 0.76 vs 0.83: "
+           "`threadpool_limits(limits=1)` was entered before scikit-learn had loaded its OpenMP runtime, so "
+           "HistGradientBoosting ran 2 threads per search and spin-waited on the core the other slot used.")
+
+
 def _peak(b: dict) -> float:
     """The higher 1-minute load average of a backfill's start and end."""
     return max(float(b["load_before"].split(" / ")[0]), float(b["load_after"].split(" / ")[0]))
@@ -400,19 +414,16 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
     label_hgb = "search hist_gradient_boosting"
     per_part = one["span"] / one["k"] - one["work"]
     busy = [a["busy_share"] for a in analysed.values()]
+    hot = [f"{_peak(results[k]):.1f} ({_name(results[k]['variant'])})" for k in keys
+           if _peak(results[k]) > results[k]["variant"]["slots"] + 2]
     missed = [k for k in keys if ratio[k] < 0.9]
     out = [(f"**Reading.** The goal is met in every row. " if not missed else
             f"**Reading.** The goal is met on {'; '.join(_name(results[k]['variant']) for k in keys if k not in missed) or 'no row'}; "
             f"it is missed on {'; '.join(_name(results[k]['variant']) for k in missed)}. ")
            + f"The scheduling itself kept the slots busy {min(busy):.0%}–{max(busy):.0%} of the span in every row; "
            + ("what misses is W: the same partition needs more task time when 2 slots share this machine's 2 cores "
-              "(below)." if missed and min(busy) >= 0.9 else "hand-offs and W both count (below).")]
-    hot = []
-    for k in keys:
-        b, slots = results[k], results[k]["variant"]["slots"]
-        peak = _peak(b)
-        if peak > slots + 2:
-            hot.append(f"{peak:.1f} ({_name(b['variant'])})")
+              f"with Airflow's services{' and, in this run, with other work' if hot else ''} (below)."
+              if missed and min(busy) >= 0.9 else "hand-offs and W both count (below).")]
     if hot:
         out.append(f"The machine is shared ({os.cpu_count()} cores), and other work ran beside some backfills: the "
                    f"1-minute load average at their start or end reached {', '.join(hot)}, where a cluster alone "
@@ -430,7 +441,7 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
            f"Worker start is outside the span (cluster.py waits until every worker is ready); the first task "
            f"started {one['first_start']:.1f} s after the backfill was created, and each task's own process start "
            f"(imports, parsing its DAG) is inside the task durations.")
-    more = same = None
+    more = same = gain = None
     plain2 = next((k for k in keys if results[k]["variant"]["slots"] == 2 and results[k]["variant"]["runs"] == 2
                    and not results[k]["variant"]["env"]), None)
     if plain2:
@@ -448,7 +459,7 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
             f"less work in its seconds: hist_gradient_boosting {trials[keys[0]].get(hgb, math.nan):.0f} → "
             f"{trials[plain2].get(hgb, math.nan):.0f} trials per search, random_forest "
             f"{trials[keys[0]].get(rf, math.nan):.0f} → {trials[plain2].get(rf, math.nan):.0f}. The ratio counts "
-            f"partitions, not trials: on this machine 2 slots bring {ratio[plain2] * 2:.2f}× the 1-slot "
+            f"partitions, not trials: on this machine 2 slots bring {one['span'] / two['span']:.2f}× the 1-slot "
             f"partitions per hour. With a core per slot and Airflow's services on cores of their own, W should not "
             f"grow and the ratio should come near the slot-busy share (not measured: this machine has no spare "
             f"cores).")
@@ -457,22 +468,28 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
         if omp:
             o = analysed[omp]
             gain = trials[omp].get(hgb, math.nan) / trials[plain2].get(hgb, math.nan)
-            out.append(
-                f"`OMP_NUM_THREADS=1` (a shipped setting that hurts, by its absence): dagml's search task enters "
-                f"`threadpool_limits(limits=1)` before scikit-learn has loaded its OpenMP runtime, so the cap never "
-                f"reaches HistGradientBoosting, which runs 2 OpenMP threads per search (the families section shows "
-                f"the same) and spin-waits on a core the other slot or Airflow uses. With `OMP_NUM_THREADS=1` on "
-                f"every service, 2 slots: hist_gradient_boosting {trials[omp].get(hgb, math.nan):.0f} trials per "
-                f"search vs {trials[plain2].get(hgb, math.nan):.0f} without ({gain:.1f}×; 1 slot without: "
+            measured = (
+                f"2 slots: hist_gradient_boosting {trials[omp].get(hgb, math.nan):.0f} trials per search vs "
+                f"{trials[plain2].get(hgb, math.nan):.0f} without ({gain:.1f}×; 1 slot without: "
                 f"{trials[keys[0]].get(hgb, math.nan):.0f}), random_forest {trials[omp].get(rf, math.nan):.0f} vs "
                 f"{trials[plain2].get(rf, math.nan):.0f}; the hist_gradient_boosting search task "
                 f"{median(o['by_task'][label_hgb]):.1f} s vs {median(two['by_task'][label_hgb]):.1f} s for a "
                 f"{meta['seconds']:g} s budget; W {o['work']:.1f} s vs {two['work']:.1f} s, ratio "
-                f"{ratio[omp]:.2f} vs {ratio[plain2]:.2f}{_at_load(results, omp, plain2)}. "
-                + ("Mostly it buys search work (the searches are bounded by time); in partitions per hour it "
-                   "removes the overrun of the slow trials. A fix in dagml would enter the cap after the "
-                   "family's imports, or set the OpenMP thread count before scikit-learn loads."
-                   if gain > 1.2 else "On this run it made no clear difference."))
+                f"{ratio[omp]:.2f} vs {ratio[plain2]:.2f}{_at_load(results, omp, plain2)}.")
+            if gain > 1.2:
+                out.append(
+                    f"`OMP_NUM_THREADS=1` on every service (a shipped setting that hurts, by its absence): {measured} "
+                    f"The search task's `threadpool_limits(limits=1)` did not reach scikit-learn's OpenMP runtime, so "
+                    f"HistGradientBoosting ran 2 threads per search and spin-waited on a core the other slot or "
+                    f"Airflow used. Mostly that costs search work (the searches are bounded by time); in "
+                    f"partitions per hour, the overrun of the slow trials.")
+            else:
+                out.append(
+                    f"`OMP_NUM_THREADS=1` on every service, as a control: {measured} dagml's search task holds "
+                    f"OpenMP and BLAS to one thread itself (`dagml.tasks.one_thread`, since commit 3d5a2b5), so the "
+                    f"variable should change nothing, and the trial counts agree within {abs(gain - 1):.0%}; the gap "
+                    f"in W and ratio is one backfill each, which this run cannot tell from the load moving between "
+                    f"the rows. {PRE_FIX}")
         more = next((k for k in keys if results[k]["variant"]["slots"] == 2 and results[k]["variant"]["runs"] > 2),
                     None)
         same = next((k for k in keys if more and results[k]["variant"]["slots"] == 2
@@ -499,14 +516,17 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
         f"to {lag:.0f} s after its last run ended: only a script that waits on `completed_at` sees it, which is why "
         f"the ratio by completed_at is lower, most of all for short backfills.")
     out.append(
-        "What to set. `max_active_runs` of the backfill = worker slots: Airflow's default for a backfill is 10, "
+        "What to set. `max_active_runs` of the backfill = worker slots: `POST /api/v2/backfills` defaults to 10, "
         "which on a few slots queues every run's searches at once; " + (
             "more runs than slots bought little here and made each partition take longer. " if plain2 and more
             and same and ratio[more] <= ratio[same] + 0.02 else "one extra run can fill the scheduler's turn. " if
             plain2 and more and same else "") +
         "One worker slot per core, with Airflow's services on cores of their own if the ratio matters: here 2 "
-        "slots shared 2 cores with them. `OMP_NUM_THREADS=1` in the workers' environment, so a search holds one "
-        "core as its slot promises. `--queued-timeout` above the longest queue wait: measured "
+        "slots shared 2 cores with them. "
+        + ("`OMP_NUM_THREADS=1` in the workers' environment, so a search holds one core as its slot promises. "
+           if gain is not None and gain > 1.2 else "No `OMP_NUM_THREADS` is needed for dagml's searches. "
+           if gain is not None else "")
+        + "`--queued-timeout` above the longest queue wait: measured "
         + ", ".join(f"{analysed[k]['queue_wait']:.0f} s ({_name(results[k]['variant'])})" for k in keys)
         + "; the README's rule, families × runs ÷ slots × budget.seconds, gives "
         + ", ".join(f"{rule[k]:.0f} s" for k in keys) + " (3 searches, dummy included), "
