@@ -25,6 +25,7 @@ from dagml.errors import FamilyFailed
 from dagml.families.base import Family
 from dagml.metrics import Metric
 from dagml.prepare import Fold
+from dagml.warm_start import grid_points
 
 log = logging.getLogger("dagml.search")
 logging.getLogger("hyperopt").setLevel(logging.WARNING)  # it logs every TPE step at INFO
@@ -47,7 +48,6 @@ def _point(space_keys, point: dict) -> dict:
 def _first_trials(space, name: str, warm_points: list[dict], init_points: list[dict], room: int):
     """A Trials holding the points to evaluate before TPE: warm ones first, each point once."""
     from hyperopt import Trials
-    from hyperopt.fmin import generate_trial
 
     from dagml.warm_start import hyperparameters, reenter
 
@@ -61,17 +61,35 @@ def _first_trials(space, name: str, warm_points: list[dict], init_points: list[d
             seen.add(key)
             points.append((point, is_warm))
     labels = hyperparameters(space) if points else {}
-    docs = []
-    for tid, (point, is_warm) in enumerate(points[:room]):
-        doc = generate_trial(tid, point)
-        for label in labels.keys() - point.keys():  # inactive conditional labels: hyperopt keeps them empty
-            doc["misc"]["idxs"][label], doc["misc"]["vals"][label] = [], []
-        doc["misc"]["warm_start"] = is_warm
-        docs.append(doc)
     trials = Trials()
-    trials.insert_trial_docs(docs)
+    trials.insert_trial_docs([_trial_doc(tid, point, labels, is_warm)
+                              for tid, (point, is_warm) in enumerate(points[:room])])
     trials.refresh()  # so fmin counts the first points against max_evals
     return trials
+
+
+def _trial_doc(tid: int, point: dict, labels, is_warm: bool = False) -> dict:
+    from hyperopt.fmin import generate_trial
+
+    doc = generate_trial(tid, point)
+    for label in labels.keys() - point.keys():  # inactive conditional labels: hyperopt keeps them empty
+        doc["misc"]["idxs"][label], doc["misc"]["vals"][label] = [], []
+    doc["misc"]["warm_start"] = is_warm
+    return doc
+
+
+def _grid_search(space, grid: list[dict]):
+    """A hyperopt algorithm that proposes each point of a finite space once, in order."""
+    from dagml.warm_start import hyperparameters
+
+    labels = hyperparameters(space)
+
+    def suggest(new_ids, domain, trials, seed):
+        tried = {tuple(sorted((k, v[0]) for k, v in t["misc"]["vals"].items() if v)) for t in trials.trials}
+        todo = [p for p in grid if tuple(sorted(p.items())) not in tried]
+        return [_trial_doc(tid, point, labels) for tid, point in zip(new_ids, todo)]
+
+    return suggest
 
 
 TRIALS_FORMAT = 1
@@ -127,7 +145,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
            max_evals: int, seconds: float, seed: int, trials_path: Path | None = None,
            checkpoint: Callable[[], None] | None = None, warm_points: list[dict] | None = None) -> SearchResult:
     import numpy as np
-    from hyperopt import STATUS_FAIL, STATUS_OK, fmin, space_eval, tpe
+    from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
     from hyperopt.exceptions import AllTrialsFailed
     from hyperopt.fmin import fmin_pass_expr_memo_ctrl
     from hyperopt.pyll import rec_eval
@@ -150,7 +168,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         try:
             scores = []
             for fold in folds:
-                model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed)
+                model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed,
+                                   eval_set=(fold.X_valid, fold.y_valid))
                 scores.append(metric(fold.y_valid, model.predict(fold.X_valid)))
             score = float(np.mean(scores))
             if not math.isfinite(score):
@@ -171,13 +190,19 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         state["i"] = len(trials.trials)
         done = [t["result"]["score"] for t in trials.trials if t["result"].get("status") == STATUS_OK]
         state["best"] = (max if metric.greater_is_better else min)(done) if done else None
+    grid = grid_points(space)
+    if grid is not None:  # a finite space (the baseline's): each point once, no warm start needed
+        if max_evals > len(grid):
+            log.info("%s: its space has %d points; searching %d, not %d", name, len(grid), len(grid), max_evals)
+        max_evals = min(max_evals, len(grid))
+        trials = trials if trials is not None else Trials()
     if trials is None:
         init = [_point(space, p) for p in family.init_points(task)]
         trials = _first_trials(space, name, warm_points or [], init, max(0, max_evals - 1))
     started = time.perf_counter()
     try:
         fmin(
-            objective, space, algo=tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
+            objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
             rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False, return_argmin=False,
         )
     except AllTrialsFailed:  # raised on the way out; _summarise reports it with the first reason

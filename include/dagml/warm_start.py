@@ -47,6 +47,31 @@ def hyperparameters(space) -> dict:
     return {label: tuple(v) for label, v in found.items()}
 
 
+def grid_points(space, limit: int = 64) -> list[dict] | None:
+    """Every point of a space made only of choices (raw points: option indices), or None when the
+    space has a continuous hyperparameter or more than ``limit`` points. Searching such a space
+    past its size only repeats points (the baseline has two)."""
+    import itertools
+
+    params = hyperparameters(space)
+    if not params or not all(is_choice for _, _, is_choice in params.values()):
+        return None
+    labels = sorted(params)
+    sizes = [_n_options(params[label][0]) for label in labels]
+    if math.prod(sizes) > limit * 16:
+        return None
+    points, seen = [], set()
+    for combo in itertools.product(*map(range, sizes)):
+        full = dict(zip(labels, combo))
+        point = {label: i for label, i in full.items()
+                 if any(all(full.get(choice) == j for choice, j in conds) for conds in params[label][1])}
+        key = tuple(sorted(point.items()))
+        if key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points if len(points) <= limit else None
+
+
 def reenter(space, vals, family: str = "") -> dict | None:
     """``vals`` as a point valid in ``space`` (only its active labels), or None to drop it."""
     try:

@@ -93,7 +93,7 @@ def _tight(estimator):
 class _Boom(Glmnet):
     """glmnet that R rejects whenever alpha > 0.5 (a negative lambda)."""
 
-    def fit(self, params, X, y, task, n_classes, seed):
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
         if params["alpha"] > 0.5:
             params = {**params, "lambda": -1.0}
         return super().fit(params, X, y, task, n_classes, seed)

@@ -27,7 +27,7 @@ class Flaky(Family):
     def space(self, task, n_rows, n_cols):
         return {"alpha": hp.uniform("alpha", 0, 1)}
 
-    def fit(self, params, X, y, task, n_classes, seed):
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
         type(self).calls += 1
         if params["alpha"] > self.threshold:
             raise ValueError(f"alpha {params['alpha']:.2f} is too large")
@@ -113,3 +113,27 @@ def test_each_trial_records_hyperopts_own_point():
         assert set(t["vals"]) == {"n_neighbors", "weights", "p"}
         assert t["vals"]["weights"] in (0, 1) and t["vals"]["p"] in (0, 1)  # choice indices, not the options
         assert space_eval(space, t["vals"]) == t["params"]
+
+
+def test_a_finite_space_is_searched_once_per_point_whatever_the_budget(caplog):
+    with caplog.at_level(logging.INFO, logger="dagml.search"):
+        result = search(get_family("sklearn:dummy")(), FOLDS, "binary", 2, AUC, max_evals=500, seconds=600, seed=1)
+    assert sorted(t["params"]["strategy"] for t in result.trials) == ["most_frequent", "prior"]
+    assert "its space has 2 points; searching 2, not 500" in caplog.text
+
+
+def test_a_finite_conditional_space_visits_each_distinct_point():
+    class Choices(Family):
+        kind = "test"
+
+        def space(self, task, n_rows, n_cols):
+            return {"model": hp.choice("model", [{"kind": "a", "depth": hp.choice("depth", [1, 2, 3])},
+                                                 {"kind": "b"}])}
+
+        def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
+            return get_family("sklearn:dummy")().fit({"strategy": "prior"}, X, y, task, n_classes, seed)
+
+    Choices.name = "choices"
+    result = search(Choices(), FOLDS, "binary", 2, AUC, max_evals=50, seconds=600, seed=1)
+    seen = [(t["params"]["model"]["kind"], t["params"]["model"].get("depth")) for t in result.trials]
+    assert sorted(seen, key=str) == sorted([("a", 1), ("a", 2), ("a", 3), ("b", None)], key=str)

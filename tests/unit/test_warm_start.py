@@ -114,7 +114,7 @@ class Nested(Family):
     def space(self, task, n_rows, n_cols):
         return {"m": hp.choice("m", [{"k": hp.quniform("k", 1, 9, 1)}, {"a": hp.uniform("a", 0, 1)}])}
 
-    def fit(self, params, X, y, task, n_classes, seed):
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
         k = int(params["m"].get("k", 3))
         return get_family("sklearn:knn")().fit({"n_neighbors": k, "weights": "uniform", "p": 2}, X, y, task,
                                                n_classes, seed)

@@ -63,7 +63,11 @@ class Family(ABC):
         return []
 
     @abstractmethod
-    def fit(self, params: dict, X, y, task: str, n_classes: int, seed: int) -> Model: ...
+    def fit(self, params: dict, X, y, task: str, n_classes: int, seed: int, eval_set=None) -> Model:
+        """Fit one point of the space. ``eval_set`` is ``(X_valid, y_valid)`` when the search has a
+        validation fold: a family that stops early (boosting) stops on it; others ignore it. The
+        final refit passes none, so such a family holds out its own rows or reuses the
+        number of rounds the search found."""
 
     def capped(self, X, y, seed: int):
         """At most ``max_rows`` training rows, drawn with the run's seed (for SVMs and the like)."""

@@ -174,7 +174,7 @@ class RFamily(Family):
                 f"(Debian: r-cran-{self.r_package.lower()}; Python: rpy2): {type(exc).__name__}: {exc}"
             ) from None
 
-    def fit(self, params, X, y, task, n_classes, seed):
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
         import numpy as np
 
         X, y = self.capped(X, y, seed)

@@ -44,7 +44,7 @@ class SklearnFamily(Family):
     def estimator(self, params: dict, task: str, seed: int):
         raise NotImplementedError
 
-    def fit(self, params, X, y, task, n_classes, seed):
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
         X, y = self.capped(X, y, seed)
         est = self.estimator(params, task, seed)
         est.fit(X, y)

@@ -215,7 +215,7 @@ class SparkFamily(Family):
     def spark_params(self, params: dict, task: str, seed: int) -> dict:
         raise NotImplementedError
 
-    def fit(self, params, X, y, task, n_classes, seed):
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
         if isinstance(X, SparkRows):  # the direct path: preprocessing is part of the Spark pipeline
             from pyspark.ml import Pipeline
 
