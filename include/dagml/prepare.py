@@ -8,9 +8,13 @@ is fitted on training rows only, so no statistic leaks from validation or test r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from dagml.errors import DataError
 from dagml.metrics import CLASSIFICATION
+
+log = logging.getLogger("dagml.prepare")
 
 
 def make_split(y, task: str, test_size: float, validation: str, valid_size: float, folds: int, seed: int):
@@ -18,8 +22,10 @@ def make_split(y, task: str, test_size: float, validation: str, valid_size: floa
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+    from dagml.columns import finite
+
     roles = np.full(len(y), "dropped", dtype=object)
-    rows = np.flatnonzero(~y.isna().to_numpy())
+    rows = np.flatnonzero(~finite(y.to_frame()).iloc[:, 0].isna().to_numpy())  # an infinite target is missing
     labels = y.iloc[rows].astype(str).to_numpy() if task in CLASSIFICATION else None
     rest, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=labels)
     roles[test] = "test"
@@ -35,15 +41,27 @@ def make_split(y, task: str, test_size: float, validation: str, valid_size: floa
 
 
 def make_recipe(df, target: str, task: str, drop_columns=(), onehot_max_categories: int = 20) -> dict:
+    """Column roles as JSON. Constant and identifier-like columns are dropped and date columns
+    expanded (``dagml.columns`` states the rules); ``dropped`` and ``dates`` record what was done."""
     import pandas as pd
 
+    from dagml.columns import plan
+
     features = df.drop(columns=[target, *drop_columns])
-    numeric, onehot, ordinal, ignored = [], [], [], []
-    for col in features.columns:
+    columns = plan(features)
+    for col, reason in columns.dropped.items():
+        log.info("dropped column %r: %s", col, reason)
+    for col, fmt in columns.dates.items():
+        log.info("date column %r (%s) becomes year, month, day of week and days since 1970-01-01", col,
+                 f"text in format {fmt!r}" if fmt else "datetime")
+    kept = [c for c in features.columns if c not in columns.dropped]
+    if not kept:
+        raise DataError(f"no feature columns left: every one was dropped ({_reasons(columns.dropped)}); "
+                        "fix the source or check the target")
+    numeric, onehot, ordinal = [], [], []
+    for col in (c for c in kept if c not in columns.dates):
         s = features[col]
-        if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
-            ignored.append(col)
-        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             numeric.append(col)
         elif s.nunique(dropna=True) <= onehot_max_categories:
             onehot.append(col)
@@ -52,15 +70,28 @@ def make_recipe(df, target: str, task: str, drop_columns=(), onehot_max_categori
     recipe = {
         "target": target,
         "task": task,
-        "features": [c for c in features.columns if c not in ignored],
+        "features": kept,
         "numeric": numeric,
         "onehot": onehot,
         "ordinal": ordinal,
-        "ignored": ignored,
+        "dates": list(columns.dates),
+        "date_formats": columns.dates,
+        "dropped": columns.dropped,
     }
     if task in CLASSIFICATION:
         recipe["classes"] = sorted(df[target].dropna().astype(str).unique().tolist())
     return recipe
+
+
+def _reasons(dropped: dict) -> str:
+    return "; ".join(f"{c!r}: {why}" for c, why in dropped.items())
+
+
+def _finite(X):
+    import numpy as np
+
+    a = X.to_numpy(dtype=float, na_value=np.nan) if hasattr(X, "to_numpy") else np.asarray(X, dtype=float)
+    return np.where(np.isinf(a), np.nan, a)
 
 
 def _as_object(X):
@@ -74,11 +105,13 @@ def build_preprocessor(recipe: dict, scale: bool):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-    numeric_steps = [SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)]
-    if scale:
-        numeric_steps.append(StandardScaler())
+    def imputed(indicator=True):
+        return [SimpleImputer(strategy="median", add_indicator=indicator, keep_empty_features=True),
+                *([StandardScaler()] if scale else [])]
+
+    finite = FunctionTransformer(_finite, feature_names_out="one-to-one")  # infinite values are missing
     as_object = FunctionTransformer(_as_object, feature_names_out="one-to-one")
-    parts = [("numeric", make_pipeline(*numeric_steps), recipe["numeric"])]
+    parts = [("numeric", make_pipeline(finite, *imputed()), recipe["numeric"])]
     if recipe["onehot"]:
         parts.append(("onehot", make_pipeline(as_object, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
                       recipe["onehot"]))
@@ -86,6 +119,10 @@ def build_preprocessor(recipe: dict, scale: bool):
         ordinal = [as_object, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                              encoded_missing_value=-1)]
         parts.append(("ordinal", make_pipeline(*ordinal, *([StandardScaler()] if scale else [])), recipe["ordinal"]))
+    if recipe.get("dates"):  # last, so the other parts keep their column positions
+        from dagml.dates import DateFeatures
+
+        parts.append(("dates", make_pipeline(DateFeatures(recipe.get("date_formats")), *imputed(indicator=False)), recipe["dates"]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
 
 

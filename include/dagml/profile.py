@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+from dagml.columns import quoted
 from dagml.errors import DataError
 from dagml.metrics import CLASSIFICATION, DEFAULT_METRIC, METRICS
+
+log = logging.getLogger("dagml.profile")
 
 MAX_CLASSES_FOR_INFERENCE = 20  # an integer target with more distinct values is a regression
 
@@ -38,14 +43,22 @@ def profile(df, target: str, task: str | None = None, metric: str | None = None,
     """Check the frame and describe it as small JSON. Raises DataError naming the problem."""
     import pandas as pd
 
+    from dagml.columns import finite, infinite_counts, refuse_duplicates, refuse_mostly_infinite
+
     if df.shape[1] == 0 or df.shape[0] == 0:
         raise DataError(f"the data is empty ({df.shape[0]} rows, {df.shape[1]} columns)")
+    refuse_duplicates(df.columns, "the data")
     if target not in df.columns:
-        shown = ", ".join(map(str, list(df.columns)[:10])) + (" ..." if df.shape[1] > 10 else "")
+        shown = quoted(list(df.columns)[:10]) + (" ..." if df.shape[1] > 10 else "")
         raise DataError(f"target column {target!r} is not in the data; columns: {shown}.{_delimiter_hint(df.columns)}")
     missing_drops = [c for c in drop_columns if c not in df.columns]
     if missing_drops:
-        raise DataError(f"drop_columns: {', '.join(map(repr, missing_drops))} not in the data")
+        raise DataError(f"drop_columns: {quoted(missing_drops)} not in the data")
+    infinite = infinite_counts(df.drop(columns=list(drop_columns)))
+    refuse_mostly_infinite(infinite, len(df))
+    for col, n in infinite.items():
+        log.info("column %r: %d infinite value(s) treated as missing", col, n)
+    df = finite(df)
     y = df[target]
     if y.isna().all():
         raise DataError(f"target column {target!r} has no values (all {len(y)} are missing)")
@@ -55,7 +68,7 @@ def profile(df, target: str, task: str | None = None, metric: str | None = None,
     empty = [c for c in features.columns if features[c].isna().all()]
     if empty:
         raise DataError(
-            f"column(s) {', '.join(map(repr, empty))} have no values at all; "
+            f"column(s) {quoted(empty)} have no values at all; "
             "fix the source or list them in drop_columns"
         )
 
@@ -76,6 +89,7 @@ def profile(df, target: str, task: str | None = None, metric: str | None = None,
         "target_missing_rows": int(y.isna().sum()),
         "task": task,
         "inferred_task": inferred,
+        "infinite_as_missing": infinite,
     }
     if task in CLASSIFICATION:
         counts = known.astype(str).value_counts()
@@ -86,7 +100,7 @@ def profile(df, target: str, task: str | None = None, metric: str | None = None,
         rare = counts[counts < min_class_rows]
         if len(rare):
             raise DataError(
-                f"target column {target!r}: class(es) {', '.join(map(repr, rare.index))} have fewer than "
+                f"target column {target!r}: class(es) {quoted(rare.index)} have fewer than "
                 f"{min_class_rows} rows, too few to appear in every split"
             )
         summary["classes"] = {str(k): int(v) for k, v in counts.sort_index().items()}

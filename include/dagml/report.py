@@ -84,6 +84,24 @@ def _over_partitions(history: list[dict], current: str) -> str:
     return "".join(cells) + "</table>"
 
 
+_COLUMN_KEYS = ("column_changes", "infinite_as_missing")
+
+
+def _column_changes(profile: dict) -> str:
+    """What the profile and the recipe did to columns before any family saw them; names quoted
+    (repr) so a stray space shows."""
+    changes = profile.get("column_changes") or {}
+    rows = [(c, f"dropped: {why}") for c, why in (changes.get("dropped") or {}).items()]
+    rows += [(c, "date: became year, month, day of week and days since 1970-01-01") for c in changes.get("dates") or []]
+    infinite = changes.get("infinite_as_missing", profile.get("infinite_as_missing")) or {}
+    rows += [(c, f"{n} infinite value(s) treated as missing") for c, n in infinite.items()]
+    if not rows:
+        return "<p>None: every column was used as it came.</p>"
+    return ("<table><tr><th>column</th><th>what dagml did</th></tr>" + "".join(
+        f"<tr><td><code>{escape(repr(str(c)))}</code></td><td>{escape(what)}</td></tr>" for c, what in rows)
+        + "</table>")
+
+
 def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: dict,
                   history: list[dict] | None = None) -> str:
     metric = get_metric(run["metric"])
@@ -106,6 +124,8 @@ def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: 
              "<h2>Over partitions</h2>", _over_partitions(history or [], run["partition"])]
     profile = run.get("profile") or {}
     body.append("<h2>Data profile</h2><table>" + "".join(
-        f"<tr><th>{escape(str(k))}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in profile.items()) + "</table>")
+        f"<tr><th>{escape(str(k))}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in profile.items()
+        if k not in _COLUMN_KEYS) + "</table>")
+    body += ["<h2>Columns dropped or transformed</h2>", _column_changes(profile)]
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(config.dag_id)} report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dagml.columns import may_be_renamed_duplicates, refuse_duplicates
 from dagml.errors import DataError, SourceUnavailable
 
 if TYPE_CHECKING:
@@ -66,13 +67,67 @@ def read_source(uri: str, fmt: str = "auto", options: dict | None = None, storag
         fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "csv"
     try:
         with fs.open(path, "rb") as fh:
-            return pd.read_parquet(fh, **options) if fmt == "parquet" else pd.read_csv(fh, **options)
+            df = pd.read_parquet(fh, **options) if fmt == "parquet" else pd.read_csv(fh, **options)
     except pd.errors.EmptyDataError:
         raise DataError(f"source {uri}: the file is empty") from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"source {uri}: cannot read as {fmt}: {exc}") from None
+        if fmt == "parquet":
+            refuse_duplicates(_parquet_names(fs, path), f"source {uri}")
+        raise DataError(f"source {uri}: cannot read as {fmt}: {exc}{_malformed_hint(fs, path, fmt, exc)}") from None
     except OSError as exc:  # the connection dropped mid-read
         raise SourceUnavailable(f"source {uri}: reading failed: {exc}") from exc
+    if fmt == "csv":
+        _check_csv_columns(df, fs, path, uri, options)
+    return df
+
+
+def _parquet_names(fs, path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open(path, "rb") as fh:
+            return pq.read_schema(fh).names
+    except Exception:  # not Parquet at all: the read's own error says so
+        return []
+
+
+def _malformed_hint(fs, path, fmt: str, exc) -> str:
+    """What to set, when the bytes say what went wrong."""
+    try:
+        with fs.open(path, "rb") as fh:
+            head = fh.read(4)
+    except Exception:
+        head = b""
+    if fmt == "csv" and head == b"PAR1":
+        return ". The file is Parquet: set source.format: parquet"
+    if fmt == "parquet" and head != b"PAR1":
+        return ". The file is not Parquet: set source.format: csv"
+    if isinstance(exc, UnicodeDecodeError):
+        return ". Set source.options.encoding (e.g. latin-1) to the file's text encoding"
+    if "Expected" in str(exc) and "fields" in str(exc):
+        return ". Rows have different numbers of fields: check source.options.sep and source.options.quotechar"
+    return ""
+
+
+def _check_csv_columns(df, fs, path, uri: str, options: dict) -> None:
+    """A CSV read as one column is usually the wrong separator; pandas renames a duplicate header
+    (the second ``a`` becomes ``a.1``), so the raw header is read again to catch it."""
+    if df.shape[1] == 1:
+        name = str(df.columns[0])
+        for sep in (";", "\t", "|", ","):
+            if sep in name and sep != options.get("sep", ","):
+                raise DataError(f"source {uri}: the file has one column {name[:60]!r}: is it {sep!r}-separated? "
+                                "Set source.options.sep.")
+    if may_be_renamed_duplicates(df.columns) and "names" not in options \
+            and options.get("header", "infer") in ("infer", 0):
+        import pandas as pd
+
+        skip = ("header", "names", "usecols", "index_col", "dtype", "converters", "parse_dates", "nrows",
+                "chunksize", "iterator")
+        with fs.open(path, "rb") as fh:
+            header = pd.read_csv(fh, header=None, nrows=1, dtype=str, keep_default_na=False,
+                                 **{k: v for k, v in options.items() if k not in skip})
+        refuse_duplicates([c for c in header.iloc[0].tolist() if c != ""], f"source {uri}")
 
 
 def storage_options(source: Source) -> dict | None:
@@ -109,6 +164,7 @@ def read_frame(source: Source, uri: str | None, parameters: dict | None, field: 
     else:
         df = read_source(uri, source.format, source.options, storage_options(source))
     df.columns = [str(c) for c in df.columns]
+    refuse_duplicates(df.columns, f"source {uri or 'query'}")
     return df
 
 
@@ -186,6 +242,8 @@ class SqlSource:
                 chunks = pd.read_sql(stmt, conn.execution_options(stream_results=True), params=self.parameters,
                                      chunksize=chunk_rows)
                 for chunk in chunks:
+                    if writer is None:
+                        refuse_duplicates(chunk.columns, f"source {self.describe()}")
                     table = pa.Table.from_pandas(chunk, preserve_index=False)
                     if writer is None:
                         writer, columns = pq.ParquetWriter(str(path), table.schema), chunk.shape[1]

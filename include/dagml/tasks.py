@@ -120,11 +120,15 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
                                                pd.DataFrame({"role": roles}))
     recipe_uri = stores.artifacts.write_json(stores.load_uri(keys, loaded["load_id"], "recipe.json"), recipe)
     counts = pd.Series(roles).value_counts().to_dict()
-    log.info("split %s; recipe: %d numeric, %d one-hot, %d ordinal columns", counts, len(recipe["numeric"]),
-             len(recipe["onehot"]), len(recipe["ordinal"]))
+    log.info("split %s; recipe: %d numeric, %d one-hot, %d ordinal, %d date columns; %d dropped", counts,
+             len(recipe["numeric"]), len(recipe["onehot"]), len(recipe["ordinal"]), len(recipe["dates"]),
+             len(recipe["dropped"]))
+    changes = {"dropped": recipe["dropped"], "dates": recipe["dates"],
+               "infinite_as_missing": summary.get("infinite_as_missing", {})}
+    stores.results.update_run(keys.dag_id, keys.partition, profile={**summary, "column_changes": changes})
     return {"data_uri": loaded["data_uri"], "load_id": loaded["load_id"], "split_uri": split_uri,
             "recipe_uri": recipe_uri, "task": task,
-            "metric": summary["metric"], "n_classes": len(recipe.get("classes", []))}
+            "metric": summary["metric"], "n_classes": len(recipe.get("classes", [])), "column_changes": changes}
 
 
 @contextmanager

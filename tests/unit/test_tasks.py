@@ -43,7 +43,7 @@ def _frame(n=240, seed=0):
 
 
 BAD_FILES = {
-    "missing_target.csv": ("a,b\n1,2\n3,4\n", "target column 'y' is not in the data; columns: a, b"),
+    "missing_target.csv": ("a,b\n1,2\n3,4\n", "target column 'y' is not in the data; columns: 'a', 'b'"),
     "empty.csv": ("", "the file is empty"),
     "header_only.csv": ("a,y\n", "the data is empty (0 rows, 2 columns)"),
     "single_class.csv": ("a,y\n1,k\n2,k\n3,k\n4,k\n", "target column 'y' has a single class ('k')"),
