@@ -81,3 +81,55 @@ def scratch_database(kind: str):
             else:
                 conn.execute(sa.text(f"DROP DATABASE {name}"))
         admin.dispose()
+
+
+class DroppingProxy:
+    """A TCP proxy on loopback that closes the first ``drop`` connections at once (a server that
+    drops clients, as a restarting database or a flaky network does) and forwards the rest."""
+
+    def __init__(self, target: tuple[str, int], drop: int = 1):
+        import socket
+
+        self.target, self.to_drop, self.dropped = target, drop, 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+
+    def __enter__(self):
+        import threading
+
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.close()
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            if self.dropped < self.to_drop:
+                self.dropped += 1
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass

@@ -170,6 +170,48 @@ def _write_partition(path: Path):
     path.write_text("x1,x2,y\n" + "".join(f"{a},{b},{'yes' if a + b > 0 else 'no'}\n" for a, b in x))
 
 
+def test_the_next_scheduled_partition_starts_from_the_best_points_of_the_previous_one(airflow_db, warehouse,
+                                                                                      tmp_path, monkeypatch):
+    config = SQL_CONFIG.replace("families: [elastic_net]", "families: [knn]").replace("max_evals: 2", "max_evals: 5")
+    dag = _dag(tmp_path, monkeypatch, "warm", config)
+    assert dag.test(logical_date=_midnight("2026-01-02")).state == "success"
+    store = _results()
+    first = store.trials(dag.dag_id, "2026-01-01", "sklearn:knn")
+    assert first and not any(t["warm_start"] for t in first)
+    best = sorted((t for t in first if t["status"] == "ok"), key=lambda t: (t["loss"], t["trial"]))[:2]
+    assert dag.test(logical_date=_midnight("2026-01-03")).state == "success"
+    second = store.trials(dag.dag_id, "2026-01-02", "sklearn:knn")
+    warm = [t for t in second if t["warm_start"]]
+    assert [t["vals"] for t in warm] == [t["vals"] for t in best]  # hyperopt's own points, choice indices
+    assert [t["trial"] for t in warm] == [0, 1]  # evaluated before the family's first points and TPE
+
+
+def test_a_database_that_drops_the_first_connection_is_read_on_airflows_retry(airflow_db, tmp_path, monkeypatch):
+    """A connection error is retryable: the task fails its first try, Airflow retries it, and the
+    run trains on the partition, with no error recorded."""
+    from tests.services import DroppingProxy, scratch_database
+
+    with scratch_database("postgres") as url, DroppingProxy(("127.0.0.1", 5432), drop=1) as proxy:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE sales (day TEXT, x1 REAL, x2 REAL, y TEXT)"))
+            conn.execute(sa.text("INSERT INTO sales VALUES (:day, :x1, :x2, :y)"),
+                         [{"day": "2026-01-02", "x1": float(i % 7) - 3, "x2": float(i % 5) - 2,
+                           "y": "yes" if (i % 7) + (i % 5) > 5 else "no"} for i in range(120)])
+        engine.dispose()
+        database = url.rsplit("/", 1)[1]
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", f"postgres://postgres@127.0.0.1:{proxy.port}/{database}")
+        config = SQL_CONFIG.replace("retries: 0", "retries: 1\nretry_delay: 1")
+        dag = _dag(tmp_path, monkeypatch, "flaky", config)
+        run = dag.test(logical_date=_midnight("2026-01-03"))
+    assert proxy.dropped == 1
+    assert run.state == "success"
+    load = run.get_task_instance("load")
+    assert load.state == "success" and load.try_number == 2
+    recorded = _results().run(dag.dag_id, "2026-01-02")
+    assert recorded["status"] == "success" and recorded["error"] is None
+
+
 def test_a_partition_that_lands_late_is_waited_for(airflow_db, tmp_path, monkeypatch):
     dag = _dag(tmp_path, monkeypatch, "late", WAIT_CONFIG.format(folder=tmp_path))
     lands = threading.Timer(2.5, _write_partition, [tmp_path / "2026-01-02.csv"])
