@@ -152,3 +152,34 @@ def test_an_unreachable_object_store_is_retried_and_the_retry_reads_it(s3_endpoi
         '{"conn_type": "aws", "login": "testing", "password": "testing", '
         f'"extra": {{"endpoint_url": "{host}:{port}"}}}}'))  # the server is back
     assert tasks.load(config, "s3://flaky/d.csv", keys, stores)["rows"] == 2
+
+
+def test_scoring_writes_its_predictions_to_the_object_store(s3_stores, s3_endpoint, tmp_path):
+    import io
+
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    from dagml import scoring
+    from dagml.config import DatasetConfig
+    from tests.unit.test_tasks import _run
+
+    bucket = s3_stores.artifacts.root.removeprefix("s3://").split("/", 1)[0]
+    config = DatasetConfig.model_validate({
+        "name": "s3score", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
+        "families": ["elastic_net"], "budget": {"max_evals": 2},
+        "scoring": {"source": {"uri": str(tmp_path / "new.csv")}, "conn_id": "dagml_artifacts",
+                    "output": f"s3://{bucket}/scored/{{{{ partition }}}}.parquet"}})
+    _run(config, s3_stores)
+    new = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(40)
+    new.to_csv(tmp_path / "new.csv", index=False)
+
+    uri = f"s3://{bucket}/scored/2026-03-01.parquet"
+    scoring.score(config, str(tmp_path / "new.csv"), uri, "2026-03-01", s3_stores)
+    scoring.score(config, str(tmp_path / "new.csv"), str(tmp_path / "local.parquet"), "2026-03-01", s3_stores)
+    body = _client(s3_endpoint).get_object(Bucket=bucket, Key="scored/2026-03-01.parquet")["Body"].read()
+    remote = pd.read_parquet(io.BytesIO(body))
+    assert len(remote) == 40
+    pd.testing.assert_frame_equal(remote, pd.read_parquet(tmp_path / "local.parquet"))
+    keys = [o["Key"] for o in _client(s3_endpoint).list_objects_v2(Bucket=bucket, Prefix="scored/")["Contents"]]
+    assert keys == ["scored/2026-03-01.parquet"]  # no temporary object left behind
