@@ -149,12 +149,13 @@ def date_format(s) -> tuple[bool, str | None]:
         return True, None
     if not _is_text(s):
         return False, None
-    values = s.dropna().astype(str).str.strip()
+    values = s.dropna()
+    if len(values) > DATE_SAMPLE:
+        values = values.iloc[:: len(values) // DATE_SAMPLE]
+    values = values.astype(str).str.strip()
     values = values[values != ""]
     if values.empty or pd.to_numeric(values, errors="coerce").notna().mean() > 0.5:  # numbers as text are not dates
         return False, None
-    if len(values) > DATE_SAMPLE:
-        values = values.iloc[:: len(values) // DATE_SAMPLE]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "parsing in %d/%m/%Y format when dayfirst=False": both are tried
         guesses = {guess_datetime_format(v, dayfirst=first) for v in values.unique()[:20] for first in (False, True)}
