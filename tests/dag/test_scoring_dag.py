@@ -17,6 +17,7 @@ from dagml import scoring, tasks
 from dagml.config import load_config
 from dagml.errors import DataError
 from dagml.store.artifacts import ChecksumMismatch
+from tests.pipeline import run_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "scoring_t"
@@ -62,12 +63,7 @@ def trained(airflow_db, tmp_path_factory):
     (root / "dags" / "configs" / f"{NAME}.yaml").write_text(CONFIG.format(root=root))
     config = load_config(root / "dags" / "configs" / f"{NAME}.yaml")
     stores = tasks.Stores.from_settings()
-    keys = tasks.RunKeys(config.dag_id, "2026-02-01", "train")
-    loaded = tasks.load(config, config.source.uri, keys, stores)
-    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
-    for family in config.families:
-        tasks.search_family(config, family.name, prepared, keys, stores)
-    tasks.promote(config, tasks.select(config, keys, stores), prepared, keys, stores)
+    run_tasks(config, stores, partition="2026-02-01", run_id="train")
     assert stores.results.champion(config.dag_id) is not None
     return root, config, stores
 

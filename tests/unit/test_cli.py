@@ -3,9 +3,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from dagml import tasks
 from dagml.cli import app
 from dagml.config import load_config
+from tests.pipeline import run_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -24,22 +24,12 @@ def test_validate_exits_1_naming_file_and_field():
     assert "bad_metric.yaml: metric: unknown metric 'auc'" in result.output
 
 
-def _run_pipeline(config):
-    stores = tasks.Stores.from_settings()
-    keys = tasks.RunKeys(config.dag_id, "2026-02-01", "cli-run")
-    loaded = tasks.load(config, config.source.uri, keys, stores)
-    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
-    for f in config.families:
-        tasks.search_family(config, f.name, prepared, keys, stores)
-    tasks.promote(config, tasks.select(config, keys, stores), prepared, keys, stores)
-
-
 def test_list_leaderboard_and_score_after_a_run(tmp_path):
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "irises.yaml").write_text(
         "source: {uri: sklearn://iris}\ntarget: target\nmetric: accuracy\nfamilies: [knn]\nbudget: {max_evals: 2}\n")
-    _run_pipeline(load_config(configs / "irises.yaml"))
+    run_tasks(load_config(configs / "irises.yaml"), partition="2026-02-01", run_id="cli-run")
 
     listed = runner.invoke(app, ["list", "--configs", str(configs)])
     assert listed.exit_code == 0 and "irises" in listed.output and "sklearn:" in listed.output

@@ -47,12 +47,12 @@ def s3_stores(s3_endpoint, tmp_path, monkeypatch):
 
 def test_a_run_stores_every_artifact_in_the_object_store_and_the_champion_loads_back(s3_stores, s3_endpoint):
     from dagml.config import DatasetConfig
-    from tests.unit.test_tasks import _run
+    from tests.pipeline import run_tasks
 
     config = DatasetConfig.model_validate({
         "name": "s3", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
         "families": ["elastic_net"], "budget": {"max_evals": 2}})
-    keys, prepared, _, promotion = _run(config, s3_stores)
+    keys, prepared, _, promotion = run_tasks(config, s3_stores)
     champion = s3_stores.results.champion(config.dag_id)
     assert promotion["promoted"] and champion["model_uri"].startswith(s3_stores.artifacts.root + "/")
 
@@ -162,7 +162,7 @@ def test_scoring_writes_its_predictions_to_the_object_store(s3_stores, s3_endpoi
 
     from dagml import scoring
     from dagml.config import DatasetConfig
-    from tests.unit.test_tasks import _run
+    from tests.pipeline import run_tasks
 
     bucket = s3_stores.artifacts.root.removeprefix("s3://").split("/", 1)[0]
     config = DatasetConfig.model_validate({
@@ -170,7 +170,7 @@ def test_scoring_writes_its_predictions_to_the_object_store(s3_stores, s3_endpoi
         "families": ["elastic_net"], "budget": {"max_evals": 2},
         "scoring": {"source": {"uri": str(tmp_path / "new.csv")}, "conn_id": "dagml_artifacts",
                     "output": f"s3://{bucket}/scored/{{{{ partition }}}}.parquet"}})
-    _run(config, s3_stores)
+    run_tasks(config, s3_stores)
     new = load_breast_cancer(as_frame=True).frame.drop(columns="target").head(40)
     new.to_csv(tmp_path / "new.csv", index=False)
 

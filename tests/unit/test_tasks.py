@@ -9,26 +9,13 @@ from dagml.config import DatasetConfig
 from dagml.errors import DataError
 from dagml.predictors import load_verified
 from dagml.store.artifacts import ChecksumMismatch
+from tests.pipeline import run_tasks
 
 
 def _config(uri, **extra):
     return DatasetConfig.model_validate({
         "name": "t", "source": {"uri": str(uri)}, "target": "y",
         "families": ["elastic_net", "random_forest"], "budget": {"max_evals": 3, "seconds": 30}, **extra})
-
-
-def _run(config, stores, partition="2026-01-01", run_id="r1"):
-    keys = tasks.RunKeys(config.dag_id, partition, run_id)
-    loaded = tasks.load(config, config.source.uri, keys, stores)
-    summary = tasks.profile(config, loaded, keys, stores)
-    prepared = tasks.prepare(config, loaded, summary, keys, stores)
-    for family in config.families:
-        tasks.search_family(config, family.name, prepared, keys, stores)
-    selection = tasks.select(config, keys, stores)
-    promotion = tasks.promote(config, selection, prepared, keys, stores)
-    tasks.report(config, promotion, keys, stores)
-    return keys, prepared, selection, promotion
-
 
 def _frame(n=240, seed=0):
     rng = np.random.default_rng(seed)
@@ -59,7 +46,7 @@ def test_bad_data_fails_clearly_and_promotes_nothing(name, tmp_path, stores):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(DataError) as err:
-        _run(_config(path), stores)
+        run_tasks(_config(path), stores)
     assert expected in str(err.value)
     assert stores.results.champion("automl__t") is None
     # the run row ends failed through the DAG's failure callback (tests/dag/test_dag_run.py)
@@ -69,19 +56,19 @@ def test_regression_target_must_be_numeric(tmp_path, stores):
     path = tmp_path / "d.csv"
     path.write_text("a,y\n1,low\n2,high\n3,mid\n")
     with pytest.raises(DataError, match="target column 'y' is not numeric .* a regression target must be numbers"):
-        _run(_config(path, task="regression"), stores)
+        run_tasks(_config(path, task="regression"), stores)
 
 
 def test_missing_source_file_names_the_uri(tmp_path, stores):
     with pytest.raises(DataError, match=f"source {tmp_path}/nope.csv: no such file"):
-        _run(_config(tmp_path / "nope.csv"), stores)
+        run_tasks(_config(tmp_path / "nope.csv"), stores)
 
 
 def test_categoricals_and_missing_values_train_and_the_champion_scores_raw_rows(tmp_path, stores):
     df = _frame()
     df.to_csv(tmp_path / "d.csv", index=False)
     config = _config(tmp_path / "d.csv", families=["elastic_net", "hist_gradient_boosting", "knn"])
-    keys, prepared, selection, promotion = _run(config, stores)
+    keys, prepared, selection, promotion = run_tasks(config, stores)
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     assert (recipe["onehot"], recipe["ordinal"], recipe["classes"]) == (["colour"], ["city"], ["no", "yes"])
     rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
@@ -97,7 +84,7 @@ def test_categoricals_and_missing_values_train_and_the_champion_scores_raw_rows(
 
 def test_tampered_model_is_refused(tmp_path, stores):
     _frame().to_csv(tmp_path / "d.csv", index=False)
-    _run(_config(tmp_path / "d.csv"), stores)
+    run_tasks(_config(tmp_path / "d.csv"), stores)
     champion = stores.results.champion("automl__t")
     stores.artifacts.write_bytes(champion["model_uri"], stores.artifacts.read_bytes(champion["model_uri"]) + b"x")
     with pytest.raises(ChecksumMismatch, match="does not match the recorded"):
@@ -106,13 +93,13 @@ def test_tampered_model_is_refused(tmp_path, stores):
 
 def test_champion_is_kept_unless_the_challenger_beats_it_by_the_margin(tmp_path, stores):
     _frame().to_csv(tmp_path / "d.csv", index=False)
-    _run(_config(tmp_path / "d.csv"), stores, partition="2026-01-01", run_id="r1")
+    run_tasks(_config(tmp_path / "d.csv"), stores, partition="2026-01-01", run_id="r1")
     first = stores.results.champion("automl__t")
-    _, _, _, promotion = _run(_config(tmp_path / "d.csv", promotion={"margin": 0.5}), stores,
+    _, _, _, promotion = run_tasks(_config(tmp_path / "d.csv", promotion={"margin": 0.5}), stores,
                               partition="2026-01-02", run_id="r2")
     assert not promotion["promoted"] and "does not beat" in promotion["reason"]
     assert stores.results.champion("automl__t")["id"] == first["id"]
-    _, _, _, promotion = _run(_config(tmp_path / "d.csv", promotion={"margin": 0.0}, seed=5), stores,
+    _, _, _, promotion = run_tasks(_config(tmp_path / "d.csv", promotion={"margin": 0.0}, seed=5), stores,
                               partition="2026-01-03", run_id="r3")
     history = stores.results.champion_history("automl__t")
     assert len(history) == (2 if promotion["promoted"] else 1)
@@ -122,7 +109,7 @@ def test_kfold_regression_runs_and_reports(stores):
     config = DatasetConfig.model_validate({
         "name": "diab", "source": {"uri": "sklearn://diabetes"}, "target": "target", "metric": "mae",
         "families": ["elastic_net"], "budget": {"max_evals": 2}, "split": {"validation": "kfold", "folds": 3}})
-    keys, _, selection, _ = _run(config, stores)
+    keys, _, selection, _ = run_tasks(config, stores)
     rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
     assert rows["sklearn:elastic_net"]["val_score"] < rows["sklearn:dummy"]["val_score"]  # mae: lower is better
     html = stores.artifacts.read_bytes(stores.results.run(keys.dag_id, keys.partition)["report_uri"]).decode()
@@ -199,10 +186,10 @@ def test_a_cleared_run_searches_its_new_load_again_and_keeps_the_first_models(tm
 
     _frame().to_csv(tmp_path / "d.csv", index=False)
     config = _config(tmp_path / "d.csv", families=["knn"])
-    keys, _, first, _ = _run(config, stores)
+    keys, _, first, _ = run_tasks(config, stores)
     champion = stores.results.champion(config.dag_id)
     with caplog.at_level(logging.INFO, logger="dagml.search"):
-        _, _, again, _ = _run(config, stores)  # same partition, same run id
+        _, _, again, _ = run_tasks(config, stores)  # same partition, same run id
     assert "resuming" not in caplog.text
     assert again["model_uri"] != first["model_uri"]
     load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])  # still intact
@@ -213,8 +200,8 @@ def test_a_cleared_run_searches_its_new_load_again_and_keeps_the_first_models(tm
 def test_the_report_shows_the_winner_over_partitions(tmp_path, stores):
     _frame().to_csv(tmp_path / "d.csv", index=False)
     config = _config(tmp_path / "d.csv", families=["elastic_net"])
-    _run(config, stores, partition="2026-01-02", run_id="r2")
-    keys, *_ = _run(config, stores, partition="2026-01-01", run_id="r1")  # a backfilled older day
+    run_tasks(config, stores, partition="2026-01-02", run_id="r2")
+    keys, *_ = run_tasks(config, stores, partition="2026-01-01", run_id="r1")  # a backfilled older day
     from html import unescape
 
     html = unescape(stores.artifacts.read_bytes(stores.results.run(keys.dag_id, keys.partition)["report_uri"]).decode())
