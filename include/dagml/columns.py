@@ -158,11 +158,12 @@ def date_format(s) -> tuple[bool, str | None]:
         return False, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "parsing in %d/%m/%Y format when dayfirst=False": both are tried
-        guesses = {guess_datetime_format(v, dayfirst=first) for v in values.unique()[:20] for first in (False, True)}
+        guesses = [guess_datetime_format(v, dayfirst=first) for first in (False, True) for v in values.unique()[:20]]
+    # ISO first (the same dates with or without a time of day), then month-first, then day-first:
+    # on a tie the earlier wins, so 2024-01-02 is never read as the 1st of February
+    iso = ["ISO8601"] if any(g and g.startswith("%Y-%m-%d") for g in guesses) else []
     best, best_share = None, 0.0
-    for fmt in sorted(g for g in guesses if g):
-        if fmt.startswith("%Y-%m-%d"):
-            fmt = "ISO8601"  # the same dates with or without a time of day
+    for fmt in dict.fromkeys(iso + [g for g in guesses if g and not g.startswith("%Y-%m-%d")]):
         share = float(parse_dates(values, fmt).notna().mean())
         if share > best_share:
             best, best_share = fmt, share

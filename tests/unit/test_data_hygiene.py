@@ -177,6 +177,19 @@ def test_text_and_datetime_dates_become_year_month_weekday_and_elapsed_days():
     assert X.loc[0, "dates__signup__year"] == day.dropna().dt.year.median()  # imputed
 
 
+def test_iso_text_is_read_year_month_day_and_time_zones_become_utc():
+    df = _frame(40).assign(at=["2024-01-01T10:00:00+02:00"] * 20 + ["2024-01-02T10:00:00Z"] * 20,
+                           local=pd.date_range("2024-03-01 00:30", periods=40, freq="D", tz="Europe/Berlin"))
+    recipe = make_recipe(df, "y", "binary")
+    assert recipe["date_formats"] == {"at": "ISO8601", "local": None}
+    pre = build_preprocessor(recipe, scale=False).fit(df[recipe["features"]])
+    X = pd.DataFrame(pre.transform(df[recipe["features"]]), columns=pre.get_feature_names_out())
+    assert X.loc[39, ["dates__at__month", "dates__at__day_of_week"]].tolist() == [1, 1]  # 2 January, a Tuesday
+    days = (pd.Timestamp("2024-01-01 08:00") - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
+    assert X.loc[0, "dates__at__days_since_1970"] == pytest.approx(days)
+    assert X.loc[0, ["dates__local__month", "dates__local__day_of_week"]].tolist() == [2, 3]  # 29 Feb 23:30 UTC
+
+
 def test_numbers_and_words_are_not_dates():
     df = _frame().assign(zip=[f"{i:05d}" for i in range(120)], word=["spring", "autumn"] * 60)
     recipe = make_recipe(df, "y", "binary")
