@@ -102,6 +102,10 @@ def _malformed_hint(fs, path, fmt: str, exc) -> str:
         return ". The file is Parquet: set source.format: parquet"
     if fmt == "parquet" and head != b"PAR1":
         return ". The file is not Parquet: set source.format: csv"
+    if head.startswith(b"\x1f\x8b"):
+        return ". The file is gzip-compressed: set source.options.compression: gzip"
+    if head.startswith(b"PK"):
+        return ". The file is a zip archive (an Excel workbook?): save it as CSV, or set source.options.compression: zip"
     if isinstance(exc, UnicodeDecodeError):
         return ". Set source.options.encoding (e.g. latin-1) to the file's text encoding"
     if "Expected" in str(exc) and "fields" in str(exc):

@@ -2,6 +2,7 @@
 column names, constant and identifier-like columns, dates, malformed files; each message quotes
 the column, and what was dropped or transformed is recorded in the recipe and the run's report."""
 
+import gzip
 import logging
 import sqlite3
 from html import unescape
@@ -247,6 +248,10 @@ def test_a_wrongly_encoded_or_mislabelled_file_says_what_to_set(tmp_path):
     _frame().to_parquet(parquet)
     with pytest.raises(DataError, match="The file is Parquet: set source.format: parquet"):
         read_source(str(parquet))
+    packed = tmp_path / "packed.csv"
+    packed.write_bytes(gzip.compress(b"a,y\n1,x\n"))
+    with pytest.raises(DataError, match="The file is gzip-compressed: set source.options.compression: gzip"):
+        read_source(str(packed))
     text = tmp_path / "data.parquet"
     text.write_text("a,y\n1,x\n")
     with pytest.raises(DataError, match="The file is not Parquet: set source.format: csv"):
