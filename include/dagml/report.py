@@ -90,7 +90,9 @@ _COLUMN_KEYS = ("column_changes", "infinite_as_missing")
 def _column_changes(profile: dict) -> str:
     """What the profile and the recipe did to columns before any family saw them; names quoted
     (repr) so a stray space shows."""
-    changes = profile.get("column_changes") or {}
+    if "column_changes" not in profile:  # a run recorded before dagml kept them
+        return "<p>Not recorded for this run.</p>"
+    changes = profile["column_changes"] or {}
     rows = [(c, f"dropped: {why}") for c, why in (changes.get("dropped") or {}).items()]
     rows += [(c, "date: became year, month, day of week and days since 1970-01-01") for c in changes.get("dates") or []]
     infinite = changes.get("infinite_as_missing", profile.get("infinite_as_missing")) or {}

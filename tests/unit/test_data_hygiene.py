@@ -287,3 +287,13 @@ def test_load_profile_prepare_record_and_report_what_was_dropped(tmp_path, store
     assert "'batch'" in section and "dropped: constant (every row is 'b7')" in section
     assert "'signup'" in section and "date: became year, month, day of week and days since 1970-01-01" in section
     assert "'x'" in section and "1 infinite value(s) treated as missing" in section
+
+
+def test_the_report_section_quotes_names_so_a_stray_space_shows():
+    from dagml.report import _column_changes
+
+    html = unescape(_column_changes({"column_changes": {"dropped": {"id ": "identifier-like (50 distinct values in 50 rows)"},
+                                                        "dates": [], "infinite_as_missing": {}}}))
+    assert "<code>'id '</code>" in html and "dropped: identifier-like" in html
+    assert "every column was used as it came" in _column_changes({"column_changes": {"dropped": {}, "dates": []}})
+    assert "Not recorded" in _column_changes({"rows": 10})  # a run from before dagml kept them
