@@ -122,7 +122,8 @@ def build_preprocessor(recipe: dict, scale: bool):
     if recipe.get("dates"):  # last, so the other parts keep their column positions
         from dagml.dates import DateFeatures
 
-        parts.append(("dates", make_pipeline(DateFeatures(recipe.get("date_formats")), *imputed(indicator=False)), recipe["dates"]))
+        dates = make_pipeline(DateFeatures(recipe.get("date_formats")), *imputed(indicator=False))  # it flags gaps
+        parts.append(("dates", dates, recipe["dates"]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
 
 
@@ -144,16 +145,21 @@ class Fold:
     y_train: object
     X_valid: object
     y_valid: object
+    valid_rows: object = None  # positions of the validation rows in the partition (for ensembles)
 
 
 def folds(df, roles, recipe: dict, scale: bool) -> list[Fold]:
     """Holdout gives one fold; k-fold gives k, each validating on one fold of the non-test rows."""
+    import numpy as np
+
     names = sorted({r for r in roles if r.startswith("fold")}) or ["valid"]
     out = []
     for name in names:
         valid = roles == name
         train = (roles == "train") if name == "valid" else ((roles != name) & (roles != "test") & (roles != "dropped"))
-        out.append(_fold(df[train], df[valid], recipe, scale))
+        fold = _fold(df[train], df[valid], recipe, scale)
+        fold.valid_rows = np.flatnonzero(valid)
+        out.append(fold)
     return out
 
 

@@ -105,7 +105,8 @@ def _malformed_hint(fs, path, fmt: str, exc) -> str:
     if head.startswith(b"\x1f\x8b"):
         return ". The file is gzip-compressed: set source.options.compression: gzip"
     if head.startswith(b"PK"):
-        return ". The file is a zip archive (an Excel workbook?): save it as CSV, or set source.options.compression: zip"
+        return (". The file is a zip archive (an Excel workbook?): save it as CSV, "
+                "or set source.options.compression: zip")
     if isinstance(exc, UnicodeDecodeError):
         return ". Set source.options.encoding (e.g. latin-1) to the file's text encoding"
     if "Expected" in str(exc) and "fields" in str(exc):

@@ -292,8 +292,8 @@ def test_load_profile_prepare_record_and_report_what_was_dropped(tmp_path, store
 def test_the_report_section_quotes_names_so_a_stray_space_shows():
     from dagml.report import _column_changes
 
-    html = unescape(_column_changes({"column_changes": {"dropped": {"id ": "identifier-like (50 distinct values in 50 rows)"},
-                                                        "dates": [], "infinite_as_missing": {}}}))
+    dropped = {"id ": "identifier-like (50 distinct values in 50 rows)"}
+    html = unescape(_column_changes({"column_changes": {"dropped": dropped, "dates": [], "infinite_as_missing": {}}}))
     assert "<code>'id '</code>" in html and "dropped: identifier-like" in html
     assert "every column was used as it came" in _column_changes({"column_changes": {"dropped": {}, "dates": []}})
     assert "Not recorded" in _column_changes({"rows": 10})  # a run from before dagml kept them
