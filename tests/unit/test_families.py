@@ -1,10 +1,22 @@
-"""The Family contract, checked for every registered scikit-learn family and every task it claims."""
+"""The Family contract, checked for every registered scikit-learn family (the boosting libraries
+included) and every task it claims; then what the boosting families add: early stopping on the
+search's validation fold, their own holdout in the final refit, lazy imports."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from hyperopt.pyll.stochastic import sample
 
+from dagml.errors import FamilyFailed
 from dagml.families import REGISTRY, get_family
+from dagml.families.base import Family
+from dagml.families.boosting import BoostingFamily
+from dagml.metrics import DEFAULT_METRIC, get_metric
+from dagml.prepare import Fold
+from dagml.search import search
+from dagml.warm_start import hyperparameters, reenter
 
 RNG = np.random.default_rng(1)
 X = RNG.normal(size=(120, 5))
@@ -13,33 +25,178 @@ TARGETS = {
     "multiclass": np.digitize(X[:, 0], [-0.5, 0.5]),
     "regression": X[:, 0] * 2 + X[:, 2],
 }
-CASES = [(key, task) for key, cls in sorted(REGISTRY.items()) if cls.kind == "sklearn" for task in sorted(cls.tasks)]
+SKLEARN = sorted(k for k, c in REGISTRY.items() if c.kind == "sklearn")
+BOOSTING = sorted(k for k, c in REGISTRY.items() if issubclass(c, BoostingFamily))
+CASES = [(key, task) for key in SKLEARN for task in sorted(REGISTRY[key].tasks)]
+BOOSTING_CASES = [(key, task) for key in BOOSTING for task in sorted(REGISTRY[key].tasks)]
+
+
+def n_classes_of(task, y):
+    return 0 if task == "regression" else int(y.max()) + 1
+
+
+def quick(key):
+    """The family, with boosting capped at 60 rounds: these targets have no noise, so nothing stops early."""
+    family = get_family(key)()
+    if isinstance(family, BoostingFamily):
+        family.max_rounds = 60
+    return family
+
+
+def test_the_boosting_libraries_are_registered_as_sklearn_families():
+    assert BOOSTING == ["sklearn:catboost", "sklearn:lightgbm", "sklearn:xgboost"]
 
 
 @pytest.mark.parametrize("key, task", CASES, ids=lambda v: str(v))
-def test_family_samples_fits_predicts_and_round_trips(key, task, tmp_path):
-    family = get_family(key)()
+@pytest.mark.parametrize("with_eval_set", [True, False], ids=["search fit", "final refit"])
+def test_family_samples_fits_predicts_and_round_trips(key, task, with_eval_set, tmp_path):
+    family = quick(key)
     y = TARGETS[task]
-    n_classes = 0 if task == "regression" else int(y.max()) + 1
+    n_classes = n_classes_of(task, y)
     params = sample(family.space(task, *X.shape), rng=np.random.default_rng(3))
-    model = family.fit(params, X[:90], y[:90], task, n_classes, seed=0)
-    pred = model.predict(X[90:])
+    eval_set = (X[90:105], y[90:105]) if with_eval_set else None
+    model = family.fit(params, X[:90], y[:90], task, n_classes, seed=0, eval_set=eval_set)
+    pred = model.predict(X[105:])
     if task == "regression":
-        assert pred.shape == (30,) and np.isfinite(pred).all()
+        assert pred.shape == (15,) and np.isfinite(pred).all()
     else:
-        assert pred.shape == (30, n_classes)
+        assert pred.shape == (15, n_classes) and (pred >= 0).all()
         np.testing.assert_allclose(pred.sum(axis=1), 1.0, atol=1e-6)
     model.save(tmp_path)
-    np.testing.assert_allclose(family.model_class.load(tmp_path).predict(X[90:]), pred)
+    np.testing.assert_allclose(family.model_class.load(tmp_path).predict(X[105:]), pred)
 
 
-@pytest.mark.parametrize("key", sorted(k for k, c in REGISTRY.items() if c.kind == "sklearn"))
-def test_first_points_lie_in_the_space(key):
+@pytest.mark.parametrize("key", SKLEARN)
+@pytest.mark.parametrize("n_rows", [60, 1_000, 1_000_000])
+def test_first_points_lie_in_the_space_for_any_row_count(key, n_rows):
     family = get_family(key)()
     for task in family.tasks:
-        space = family.space(task, *X.shape)
+        space = family.space(task, n_rows, 5)
         for point in family.init_points(task):
-            assert set(point) <= set(space), (key, task, point)
+            assert set(point) == set(hyperparameters(space)), (key, task, point)
+            kept = reenter(space, point, key)  # None if dropped; a value outside its bounds comes back clipped
+            assert kept is not None and kept == pytest.approx(point), (key, task, n_rows, point, kept)
+
+
+@pytest.mark.parametrize("key, task", CASES, ids=lambda v: str(v))
+def test_the_search_evaluates_every_first_point(key, task):
+    family = quick(key)
+    y = TARGETS[task]
+    points = family.init_points(task)
+    if not points:
+        pytest.skip(f"{key} has no first points")  # the dummy: its two strategies are searched once each
+    result = search(family, [Fold(X[:90], y[:90], X[90:], y[90:])], task, n_classes_of(task, y),
+                    get_metric(DEFAULT_METRIC[task]), max_evals=len(points) + 1, seconds=120, seed=0)
+    assert [t["status"] for t in result.trials] == ["ok"] * (len(points) + 1), result.trials
+    assert [t["vals"] for t in result.trials[:-1]] == [pytest.approx(p) for p in points]  # then one of TPE's
+
+
+def test_only_the_dummy_lacks_first_points():
+    assert [k for k in SKLEARN if not get_family(k)().init_points("binary")] == ["sklearn:dummy"]
+    assert all(2 <= len(get_family(k)().init_points("binary")) <= 4 for k in BOOSTING)
+
+
+def test_every_sklearn_family_declares_its_cost():
+    for key in SKLEARN:
+        cls = REGISTRY[key]
+        assert any("cost" in c.__dict__ for c in cls.__mro__ if c is not Family), key
+        assert cls.cost > 0
+    assert get_family("sklearn:dummy").cost < get_family("sklearn:elastic_net").cost < get_family("sklearn:catboost").cost
+
+
+# Labels that do not depend on X: past the first few rounds every tree fits noise, so the
+# validation loss rises and early stopping must end the fit long before max_rounds.
+NOISE_X = np.random.default_rng(7).normal(size=(400, 6))
+NOISE = {"binary": np.random.default_rng(8).integers(0, 2, 400),
+         "multiclass": np.random.default_rng(8).integers(0, 3, 400),
+         "regression": np.random.default_rng(8).normal(size=400)}
+
+
+def fast_overfitting_point(family, task):
+    """The family's first point with a high learning rate, so the loss turns within a few rounds."""
+    return family.init_points(task)[0] | {"learning_rate": 0.3}
+
+
+def first_trees_predict(key, estimator, X, rounds, task):
+    """What ``estimator`` predicts with its first ``rounds`` trees only, in each library's own terms."""
+    method = estimator.predict if task == "regression" else estimator.predict_proba
+    if key == "sklearn:lightgbm":
+        return method(X, num_iteration=rounds)
+    if key == "sklearn:xgboost":
+        return method(X, iteration_range=(0, rounds))
+    estimator.shrink(rounds)  # catboost
+    return method(X)
+
+
+@pytest.mark.parametrize("key, task", BOOSTING_CASES, ids=lambda v: str(v))
+def test_early_stopping_on_the_eval_set_ends_before_max_rounds(key, task):
+    family = get_family(key)()
+    family.max_rounds = 300
+    y = NOISE[task]
+    params = fast_overfitting_point(family, task)
+    model = family.fit(params, NOISE_X[:300], y[:300], task, n_classes_of(task, y), seed=0,
+                       eval_set=(NOISE_X[300:], y[300:]))
+    assert model.rounds_from == "eval_set"
+    assert 1 <= model.rounds <= family.max_rounds - family.patience
+    # it predicts with those rounds: the same fit run to max_rounds, cut to that many trees, predicts the same
+    full = family.train(params, task, 0, NOISE_X[:300], y[:300], family.max_rounds, None)
+    np.testing.assert_allclose(model.predict(NOISE_X[300:]),
+                               first_trees_predict(key, full, NOISE_X[300:], model.rounds, task), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("key, task", BOOSTING_CASES, ids=lambda v: str(v))
+def test_the_final_refit_finds_its_rounds_on_its_own_holdout_then_fits_every_row(key, task):
+    family = get_family(key)()
+    y = NOISE[task]
+    model = family.fit(fast_overfitting_point(family, task), NOISE_X, y, task, n_classes_of(task, y), seed=0)
+    assert model.rounds_from == "own holdout of 40 rows"
+    assert 1 <= model.rounds <= family.max_rounds - family.patience
+    assert family.rounds_of(model.estimator) == model.rounds  # the refit grew exactly that many trees
+
+
+@pytest.mark.parametrize("key", BOOSTING)
+def test_a_tiny_refit_uses_the_fallback_rounds(key):
+    family = get_family(key)()
+    point = family.init_points("binary")[0]
+    if "min_child_samples" in point:  # LightGBM stops adding trees once no leaf of 30 rows can be split
+        point = point | {"min_child_samples": 2}
+    model = family.fit(point, X[:30], TARGETS["binary"][:30], "binary", 2, seed=0)
+    assert (model.rounds, model.rounds_from) == (family.fallback_rounds, "fallback (under 40 rows)")
+    assert family.rounds_of(model.estimator) == family.fallback_rounds
+
+
+@pytest.mark.parametrize("key", BOOSTING)
+def test_a_class_missing_from_training_rows_gets_probability_zero(key):
+    family = quick(key)
+    y = TARGETS["multiclass"]
+    train = y != 1  # class 1 never seen in training; the eval rows of class 1 are left out of early stopping
+    model = family.fit(family.init_points("multiclass")[0], X[train][:60], y[train][:60], "multiclass", 3,
+                       seed=0, eval_set=(X[90:], y[90:]))
+    pred = model.predict(X[:10])
+    assert pred.shape == (10, 3) and (pred[:, 1] == 0).all()
+    np.testing.assert_allclose(pred.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("key", BOOSTING)
+def test_a_single_training_class_is_a_clear_error(key):
+    with pytest.raises(ValueError, match="single class"):
+        quick(key).fit(get_family(key)().init_points("binary")[0], X[:50], np.zeros(50, int), "binary", 2, 0)
+
+
+@pytest.mark.parametrize("key", BOOSTING)
+def test_a_missing_library_fails_the_family_with_its_name(key, monkeypatch):
+    family = get_family(key)()
+    family.check_available()  # installed here
+    monkeypatch.setitem(sys.modules, family.package, None)  # what `import` meets when it is not installed
+    with pytest.raises(FamilyFailed, match=rf"{key} needs the Python package '{family.package}'.*requirements.txt"):
+        family.check_available()
+
+
+def test_listing_the_families_imports_no_boosting_library():
+    code = ("import sys, dagml.families as f; assert 'sklearn:lightgbm' in f.REGISTRY; "
+            "print(sorted(m for m in ('lightgbm', 'xgboost', 'catboost', 'sklearn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_row_cap_subsamples_training_rows():
@@ -51,7 +208,7 @@ def test_row_cap_subsamples_training_rows():
 
 def test_unknown_family_lists_the_valid_ones():
     with pytest.raises(KeyError, match="valid: .*sklearn:random_forest"):
-        get_family("sklearn:xgboost")
+        get_family("sklearn:no_such_family")
 
 
 def test_classifier_trained_without_a_class_still_returns_every_column():

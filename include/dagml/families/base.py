@@ -40,6 +40,9 @@ class Family(ABC):
     tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression"})
     needs_scaling: ClassVar[bool] = False
     max_rows: ClassVar[int | None] = None  # training rows above this are subsampled (seeded)
+    # The relative cost of one trial (elastic_net 1): a whole-run time budget is split across
+    # families in proportion to it. A rough figure, from bench/families.py and bench/boosting_families.py.
+    cost: ClassVar[float] = 1.0
     model_class: ClassVar[type[Model]]
 
     def __init_subclass__(cls, **kwargs):

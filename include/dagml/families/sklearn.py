@@ -55,6 +55,7 @@ class Dummy(SklearnFamily):
     """The baseline row every leaderboard carries: predicts the prior or the mean."""
 
     name = "dummy"
+    cost = 0.1
 
     def space(self, task, n_rows, n_cols):
         hp, _ = _hp()
@@ -75,6 +76,7 @@ class ElasticNet(SklearnFamily):
 
     name = "elastic_net"
     needs_scaling = True
+    cost = 1.0
 
     def space(self, task, n_rows, n_cols):
         hp, _ = _hp()
@@ -83,7 +85,10 @@ class ElasticNet(SklearnFamily):
         return {strength: hp.loguniform(strength, low, high), "l1_ratio": hp.uniform("l1_ratio", 0, 1)}
 
     def init_points(self, task):
-        return [{"alpha": 1e-3, "l1_ratio": 0.5}] if task == "regression" else [{"C": 1.0, "l1_ratio": 0.0}]
+        if task == "regression":  # nearly least squares; then a lasso-like, sparser fit
+            return [{"alpha": 1e-3, "l1_ratio": 0.5}, {"alpha": 0.1, "l1_ratio": 0.9}]
+        # scikit-learn's default (L2, C = 1); then stronger L2, which keeps probabilities off 0 and 1
+        return [{"C": 1.0, "l1_ratio": 0.0}, {"C": 0.1, "l1_ratio": 0.0}]
 
     def estimator(self, params, task, seed):
         from sklearn.linear_model import ElasticNet as SkElasticNet
@@ -106,7 +111,14 @@ class _Forest(SklearnFamily):
         }
 
     def init_points(self, task):
-        return [{"n_estimators": 100, "max_features": 0.5, "min_samples_leaf": 1}]
+        # scikit-learn's default features per split: all (regression), about sqrt(columns) (classification)
+        default_features = 1.0 if task == "regression" else 0.3
+        return [
+            {"n_estimators": 100, "max_features": 0.5, "min_samples_leaf": 1},
+            {"n_estimators": 300, "max_features": default_features, "min_samples_leaf": 1},
+            # larger leaves: smoother probabilities, fewer hard 0/1 ones for log loss
+            {"n_estimators": 300, "max_features": 0.5, "min_samples_leaf": 5},
+        ]
 
     def estimator(self, params, task, seed):
         from sklearn import ensemble
@@ -124,16 +136,19 @@ class _Forest(SklearnFamily):
 
 class RandomForest(_Forest):
     name = "random_forest"
+    cost = 3.0
     sklearn_prefix = "RandomForest"
 
 
 class ExtraTrees(_Forest):
     name = "extra_trees"
+    cost = 2.0
     sklearn_prefix = "ExtraTrees"
 
 
 class HistGradientBoosting(SklearnFamily):
     name = "hist_gradient_boosting"
+    cost = 2.0
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
@@ -146,9 +161,12 @@ class HistGradientBoosting(SklearnFamily):
         }
 
     def init_points(self, task):
+        defaults = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+                    "l2_regularization": 1e-5}  # scikit-learn's defaults (its L2 of 0 as 1e-5: 1e-6 is below the floor)
         return [
-            {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20,
-             "l2_regularization": 1e-6}
+            defaults,
+            defaults | {"learning_rate": 0.05, "max_iter": 300},  # slower and longer
+            defaults | {"max_leaf_nodes": 15, "min_samples_leaf": 10, "l2_regularization": 1.0},  # small data
         ]
 
     def estimator(self, params, task, seed):
@@ -172,6 +190,7 @@ class SVM(SklearnFamily):
     name = "svm"
     needs_scaling = True
     max_rows = 5000
+    cost = 2.0
 
     def space(self, task, n_rows, n_cols):
         hp, _ = _hp()
@@ -181,8 +200,9 @@ class SVM(SklearnFamily):
         return space
 
     def init_points(self, task):
-        point = {"C": 1.0, "gamma": 0.01}
-        return [point | {"epsilon": 0.1}] if task == "regression" else [point]
+        if task == "regression":  # targets are not scaled: a larger C lets predictions leave the intercept
+            return [{"C": 1.0, "gamma": 0.01, "epsilon": 0.1}, {"C": 100.0, "gamma": 0.01, "epsilon": 0.1}]
+        return [{"C": 1.0, "gamma": 0.01}, {"C": 10.0, "gamma": 0.1}]
 
     def estimator(self, params, task, seed):
         from sklearn.calibration import CalibratedClassifierCV
@@ -199,6 +219,7 @@ class KNearestNeighbours(SklearnFamily):
     name = "knn"
     needs_scaling = True
     max_rows = 50_000
+    cost = 0.5
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
@@ -208,6 +229,11 @@ class KNearestNeighbours(SklearnFamily):
             "weights": hp.choice("weights", ["uniform", "distance"]),
             "p": hp.choice("p", [1, 2]),
         }
+
+    def init_points(self, task):
+        # hyperopt's raw values: a choice is its option's index (weights 0: uniform; p 1: Euclidean).
+        # Uniform weights: distance weights give hard 0/1 probabilities, which log loss punishes.
+        return [{"n_neighbors": 5, "weights": 0, "p": 1}, {"n_neighbors": 15, "weights": 0, "p": 1}]
 
     def estimator(self, params, task, seed):
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor

@@ -1,0 +1,295 @@
+"""Gradient-boosting libraries as scikit-learn-kind families: LightGBM, XGBoost and CatBoost.
+
+The number of trees is not searched. Each fit grows up to ``max_rounds`` trees and stops once
+``patience`` rounds in a row have not improved the loss (the library's own objective: log loss
+or squared error) on an evaluation set:
+
+- in a search, the evaluation set is the validation fold the search passes as ``eval_set``;
+- in the final refit (``eval_set=None``) the family holds out 10% of the training rows itself
+  (at least 10; stratified for classification; drawn with the run's seed), finds the number
+  of rounds on them, then fits all the rows with that number of rounds. The refit therefore
+  costs about two fits, and its model has seen every training row. Below 40 rows, or if no
+  held-out row has a class the rest has, it fits ``fallback_rounds`` trees.
+
+A round count found by the search is not reused: ``fit`` gets only the best point, and a
+retried or k-fold search would have several counts; the refit's own holdout needs neither.
+
+Each fit uses ``threads`` native threads (1: a search runs in one worker slot). Labels are
+re-encoded to the classes present in the training rows (XGBoost needs 0..m-1); a class the
+training rows lack gets probability 0, and evaluation rows of such a class are left out.
+CatBoost sees the shared recipe's numeric matrix (one-hot and ordinal codes), not its native
+categorical columns. Libraries are imported only inside methods.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from dagml.errors import FamilyFailed
+from dagml.families.base import hyperopt_parts as _hp
+from dagml.families.sklearn import SklearnFamily, SklearnModel
+
+
+class BoostingModel(SklearnModel):
+    """A fitted booster, the training classes it saw, and how many rounds it uses (and why)."""
+
+    def __init__(self, estimator, n_classes: int, classes, rounds: int, rounds_from: str):
+        super().__init__(estimator, n_classes)
+        self.classes, self.rounds, self.rounds_from = classes, rounds, rounds_from
+
+    def predict(self, X):
+        import numpy as np
+
+        if not self.n_classes:
+            return np.asarray(self.estimator.predict(X), dtype=float)
+        proba = self.estimator.predict_proba(X)
+        full = np.zeros((proba.shape[0], self.n_classes))
+        full[:, self.classes[np.asarray(self.estimator.classes_, dtype=int)]] = proba
+        return full / full.sum(axis=1, keepdims=True)  # XGBoost's float32 rows may miss 1 by more than 1e-7
+
+
+def _log_range(hp, label: str, low: float, high: float):
+    return hp.loguniform(label, math.log(low), math.log(high))
+
+
+def _int_log_range(hp, scope, label: str, low: int, high: int):
+    return scope.int(hp.qloguniform(label, math.log(low), math.log(high), 1))
+
+
+class BoostingFamily(SklearnFamily):
+    model_class = BoostingModel
+    package: ClassVar[str]  # the module to import (check_available)
+    max_rounds: ClassVar[int] = 2000
+    patience: ClassVar[int] = 50
+    fallback_rounds: ClassVar[int] = 100
+    threads: ClassVar[int] = 1
+    holdout_share: ClassVar[float] = 0.1
+
+    def check_available(self) -> None:
+        import importlib
+
+        try:
+            importlib.import_module(self.package)
+        except ImportError as exc:
+            raise FamilyFailed(f"{self.key()} needs the Python package {self.package!r} on this worker "
+                               f"({type(exc).__name__}: {exc}); install dagml's requirements.txt") from None
+
+    def train(self, params: dict, task: str, seed: int, X, y, rounds: int, eval_set):
+        """The library's estimator fitted with up to ``rounds`` trees, stopping early on ``eval_set`` if given."""
+        raise NotImplementedError
+
+    def rounds_of(self, estimator) -> int:
+        """How many trees the fitted estimator predicts with."""
+        raise NotImplementedError
+
+    def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
+        import numpy as np
+
+        X, y = self.capped(X, y, seed)
+        y = np.asarray(y)
+        if eval_set is not None:
+            stopped = self._stopped(params, task, seed, X, y, *eval_set)
+            if stopped is not None:
+                estimator, classes = stopped
+                return BoostingModel(estimator, self._k(task, n_classes), classes, self.rounds_of(estimator),
+                                     "eval_set")
+        rounds, rounds_from = self._rounds_on_own_holdout(params, task, seed, X, y)
+        y_fit, classes = _encode(y, task)
+        estimator = self.train(params, task, seed, X, y_fit, rounds, None)
+        return BoostingModel(estimator, self._k(task, n_classes), classes, rounds, rounds_from)
+
+    @staticmethod
+    def _k(task, n_classes):
+        return 0 if task == "regression" else n_classes
+
+    def _stopped(self, params, task, seed, X, y, X_eval, y_eval):
+        """(estimator, classes) stopped early on the evaluation rows; None if none of them is usable."""
+        import numpy as np
+
+        y_fit, classes = _encode(y, task)
+        y_eval = np.asarray(y_eval)
+        if classes is not None:
+            known = np.isin(y_eval, classes)
+            X_eval, y_eval = X_eval[known], np.searchsorted(classes, y_eval[known])
+        if not len(y_eval):
+            return None
+        return self.train(params, task, seed, X, y_fit, self.max_rounds, (X_eval, y_eval)), classes
+
+    def _rounds_on_own_holdout(self, params, task, seed, X, y) -> tuple[int, str]:
+        if len(y) < 40:
+            return self.fallback_rounds, "fallback (under 40 rows)"
+        from sklearn.model_selection import train_test_split
+
+        n_hold = max(10, round(self.holdout_share * len(y)))
+        stratify = y if task != "regression" and _smallest_class(y) >= 2 else None
+        inner, held = train_test_split(range(len(y)), test_size=n_hold, random_state=seed, stratify=stratify)
+        stopped = self._stopped(params, task, seed, X[inner], y[inner], X[held], y[held])
+        if stopped is None:
+            return self.fallback_rounds, "fallback (no usable held-out row)"
+        return self.rounds_of(stopped[0]), f"own holdout of {n_hold} rows"
+
+
+def _encode(y, task):
+    """Labels as 0..m-1 over the m classes present, and those classes; regression targets as they are."""
+    import numpy as np
+
+    if task == "regression":
+        return y, None
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"the training rows hold a single class ({classes.tolist()}): nothing to boost")
+    return np.searchsorted(classes, y), classes
+
+
+def _smallest_class(y) -> int:
+    import numpy as np
+
+    return int(np.unique(y, return_counts=True)[1].min())
+
+
+class LightGBM(BoostingFamily):
+    """LightGBM, leaf-wise trees. Leaves and minimum leaf size scale with the training rows
+    (above 1,280 rows the leaf bound grows, up to 1,024)."""
+
+    name = "lightgbm"
+    package = "lightgbm"
+    cost = 2.0
+
+    def space(self, task, n_rows, n_cols):
+        hp, scope = _hp()
+        return {
+            "learning_rate": _log_range(hp, "learning_rate", 0.01, 0.4),
+            "num_leaves": _int_log_range(hp, scope, "num_leaves", 4, min(1024, max(128, n_rows // 10))),
+            "min_child_samples": _int_log_range(hp, scope, "min_child_samples", 2, min(500, max(50, n_rows // 10))),
+            "subsample": hp.uniform("subsample", 0.5, 1.0),
+            "colsample_bytree": hp.uniform("colsample_bytree", 0.3, 1.0),
+            "reg_alpha": _log_range(hp, "reg_alpha", 1 / 1024, 100),
+            "reg_lambda": _log_range(hp, "reg_lambda", 1 / 1024, 100),
+        }
+
+    def init_points(self, task):
+        defaults = {"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20, "subsample": 1.0,
+                    "colsample_bytree": 1.0, "reg_alpha": 1 / 1024, "reg_lambda": 1 / 1024}
+        return [
+            defaults,  # the library's defaults (its L1/L2 of 0 as the space's floor)
+            defaults | {"learning_rate": 0.05},  # AutoGluon's default learning rate for LightGBM
+            # AutoGluon's "large" LightGBM: many leaves, small leaves, a little feature subsampling
+            defaults | {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 3, "colsample_bytree": 0.9},
+        ]
+
+    def train(self, params, task, seed, X, y, rounds, eval_set):
+        import lightgbm
+
+        cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
+        estimator = cls(
+            n_estimators=rounds, learning_rate=params["learning_rate"], num_leaves=max(2, int(params["num_leaves"])),
+            min_child_samples=max(1, int(params["min_child_samples"])), subsample=params["subsample"],
+            subsample_freq=1, colsample_bytree=params["colsample_bytree"], reg_alpha=params["reg_alpha"],
+            reg_lambda=params["reg_lambda"], n_jobs=self.threads, random_state=seed, verbosity=-1,
+        )
+        if eval_set is None:
+            return estimator.fit(X, y)
+        return estimator.fit(X, y, eval_X=eval_set[0], eval_y=eval_set[1],
+                             callbacks=[lightgbm.early_stopping(self.patience, verbose=False)])
+
+    def rounds_of(self, estimator):
+        return int(estimator.best_iteration_ or estimator.booster_.current_iteration())
+
+
+class XGBoost(BoostingFamily):
+    """XGBoost, depth-wise histogram trees."""
+
+    name = "xgboost"
+    package = "xgboost"
+    cost = 2.0
+
+    def space(self, task, n_rows, n_cols):
+        hp, scope = _hp()
+        return {
+            "learning_rate": _log_range(hp, "learning_rate", 0.01, 0.4),
+            "max_depth": scope.int(hp.quniform("max_depth", 2, 12, 1)),
+            "min_child_weight": _log_range(hp, "min_child_weight", 0.01, 100),
+            "subsample": hp.uniform("subsample", 0.5, 1.0),
+            "colsample_bytree": hp.uniform("colsample_bytree", 0.3, 1.0),
+            "reg_alpha": _log_range(hp, "reg_alpha", 1 / 1024, 100),
+            "reg_lambda": _log_range(hp, "reg_lambda", 1 / 1024, 100),
+        }
+
+    def init_points(self, task):
+        defaults = {"learning_rate": 0.3, "max_depth": 6, "min_child_weight": 1.0, "subsample": 1.0,
+                    "colsample_bytree": 1.0, "reg_alpha": 1 / 1024, "reg_lambda": 1.0}
+        return [
+            defaults,  # the library's defaults (its L1 of 0 as the space's floor)
+            defaults | {"learning_rate": 0.1},  # AutoGluon's default learning rate for XGBoost
+            # deep, slow and feature-subsampled: a setting from AutoGluon's zero-shot portfolio
+            defaults | {"learning_rate": 0.018, "max_depth": 10, "min_child_weight": 0.6, "colsample_bytree": 0.69},
+        ]
+
+    def train(self, params, task, seed, X, y, rounds, eval_set):
+        import xgboost
+
+        cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
+        estimator = cls(
+            n_estimators=rounds, learning_rate=params["learning_rate"], max_depth=max(1, int(params["max_depth"])),
+            min_child_weight=params["min_child_weight"], subsample=params["subsample"],
+            colsample_bytree=params["colsample_bytree"], reg_alpha=params["reg_alpha"],
+            reg_lambda=params["reg_lambda"], tree_method="hist", n_jobs=self.threads, random_state=seed,
+            verbosity=0, early_stopping_rounds=self.patience if eval_set is not None else None,
+        )
+        if eval_set is None:
+            return estimator.fit(X, y)
+        return estimator.fit(X, y, eval_set=[eval_set], verbose=False)
+
+    def rounds_of(self, estimator):
+        try:
+            return int(estimator.best_iteration) + 1  # predict uses trees 0..best_iteration
+        except AttributeError:  # fitted without early stopping: every tree
+            return int(estimator.get_booster().num_boosted_rounds())
+
+
+class CatBoost(BoostingFamily):
+    """CatBoost, symmetric (oblivious) trees, rows subsampled by MVS (multiclass's default Bayesian
+    bootstrap takes no subsample rate). Its trees cost more than the others' on one thread
+    (multiclass: about 8 ms a tree at depth 6 on 400 rows, 25 ms at depth 8), hence at most
+    1,000 rounds (the library's default) and depth at most 8."""
+
+    name = "catboost"
+    package = "catboost"
+    cost = 4.0
+    max_rounds = 1000
+
+    def space(self, task, n_rows, n_cols):
+        hp, scope = _hp()
+        return {
+            "learning_rate": _log_range(hp, "learning_rate", 0.01, 0.4),
+            "depth": scope.int(hp.quniform("depth", 3, 8, 1)),
+            "l2_leaf_reg": _log_range(hp, "l2_leaf_reg", 0.5, 50),
+            "subsample": hp.uniform("subsample", 0.5, 1.0),
+            "rsm": hp.uniform("rsm", 0.3, 1.0),
+        }
+
+    def init_points(self, task):
+        defaults = {"learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0, "subsample": 0.8, "rsm": 1.0}
+        return [
+            defaults,  # the library's defaults at AutoGluon's default learning rate for CatBoost
+            defaults | {"learning_rate": 0.1, "depth": 8, "l2_leaf_reg": 1.0},  # deeper, faster, less L2
+            defaults | {"depth": 4, "l2_leaf_reg": 10.0},  # shallow and strongly regularised, for small data
+        ]
+
+    def train(self, params, task, seed, X, y, rounds, eval_set):
+        import catboost
+
+        cls = catboost.CatBoostRegressor if task == "regression" else catboost.CatBoostClassifier
+        estimator = cls(
+            iterations=rounds, learning_rate=params["learning_rate"], depth=max(1, int(params["depth"])),
+            l2_leaf_reg=params["l2_leaf_reg"], bootstrap_type="MVS",
+            subsample=params["subsample"], rsm=params["rsm"], thread_count=self.threads, random_seed=seed,
+            verbose=False, allow_writing_files=False,
+        )
+        if eval_set is None:
+            return estimator.fit(X, y)
+        return estimator.fit(X, y, eval_set=eval_set, early_stopping_rounds=self.patience, use_best_model=True)
+
+    def rounds_of(self, estimator):
+        return int(estimator.tree_count_)
