@@ -62,8 +62,10 @@ def point(family, task: str) -> tuple[dict, str]:
     key = family.key()
     if key == "spark:gbt":
         return family.init_points(task)[0] | {"max_iter": 20}, "init point, max_iter 50 → 20"
-    if points := family.init_points(task):
-        return points[0], "init point"
+    if points := family.init_points(task):  # hyperopt's raw values (a choice is an index): decode them
+        from hyperopt import space_eval
+
+        return space_eval(family.space(task, 1000, 10), points[0]), "init point"
     if key == "sklearn:dummy":
         return {"strategy": "mean" if task == "regression" else "prior"}, "fixed"
     if key == "sklearn:knn":
