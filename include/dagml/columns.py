@@ -97,9 +97,13 @@ def finite(df):
 
 
 def constant_reason(s) -> str | None:
-    if s.nunique(dropna=False) > 1:
+    missing = s.isna()
+    if missing.all():
+        value = None
+    elif missing.any() or not (s == s.iloc[0]).all():  # a value and gaps is not constant: the gaps tell
         return None
-    value = s.iloc[0] if len(s) else None
+    else:
+        value = s.iloc[0]
     value = value.item() if hasattr(value, "item") else value  # 1, not np.int64(1)
     return f"constant (every row is {value!r})"
 
@@ -118,18 +122,22 @@ def identifier_reason(s) -> str | None:
     import pandas as pd
 
     values = s.dropna()
-    n, distinct = len(values), values.nunique()
-    if n < IDENTIFIER_MIN_ROWS or distinct < IDENTIFIER_SHARE * n:
+    n = len(values)
+    if n < IDENTIFIER_MIN_ROWS:
         return None
-    if _whole_numbers(values):
-        span = float(values.max()) - float(values.min()) + 1
-        if distinct >= IDENTIFIER_SHARE * span:
-            return f"identifier-like ({distinct} distinct whole numbers in {n} rows, filling their range)"
-        return None
+    whole = _whole_numbers(values)
     text = pd.api.types.is_string_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype) \
         or pd.api.types.is_object_dtype(values)
-    if text:
+    if not (whole or text):
+        return None
+    distinct = values.nunique()
+    if distinct < IDENTIFIER_SHARE * n:
+        return None
+    if not whole:
         return f"identifier-like ({distinct} distinct values in {n} rows)"
+    span = float(values.max()) - float(values.min()) + 1
+    if distinct >= IDENTIFIER_SHARE * span:
+        return f"identifier-like ({distinct} distinct whole numbers in {n} rows, filling their range)"
     return None
 
 
