@@ -51,8 +51,8 @@ def duplicated(columns) -> list[str]:
 def refuse_duplicates(columns, where: str) -> None:
     twice = duplicated(columns)
     if twice:
-        raise DataError(f"{where}: duplicate column name(s) {quoted(twice)}; every column needs its own name "
-                        "(rename them in the source, or pass source.options.names)")
+        raise DataError(f"{where}: duplicate column name(s) {quoted(twice)}; every column needs its own name: "
+                        "rename them in the source (in a query, with AS; for a CSV, source.options.names)")
 
 
 def may_be_renamed_duplicates(columns) -> bool:
