@@ -211,6 +211,18 @@ def run(datasets, seeds, systems, budget: float, results: Path, work: Path, core
     return added
 
 
+def record_command(results: Path) -> None:
+    """The command line, appended beside the results: the report quotes every command that wrote them."""
+    import shlex
+    from datetime import datetime, timezone
+
+    argv = [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.with_suffix(".commands.txt").open("a") as fh:
+        fh.write(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  taskset -c {','.join(map(str, sorted(os.sched_getaffinity(0))))} "
+                 f".venv/bin/python {shlex.join(argv)}\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget", type=float, default=60.0, help="seconds per system and split (default 60)")
@@ -241,6 +253,7 @@ def main() -> None:
     bad = set(systems) - set(SYSTEMS)
     if bad:
         sys.exit(f"--systems: unknown {', '.join(sorted(bad))}; valid: {', '.join(SYSTEMS)}")
+    record_command(args.results)
     try:
         options = DagmlOptions(args.dagml_source.resolve() if args.dagml_source else None,
                                tuple(filter(None, args.dagml_families.split(","))))

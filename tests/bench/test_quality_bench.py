@@ -34,7 +34,7 @@ def _rescore(folder: Path, system: str, split_classes, y_test, metric_name: str)
     if split_classes is None:
         return metric(y_test.astype(float), predictions[PREDICTION].to_numpy(dtype=float))
     proba = predictions.reindex(columns=split_classes, fill_value=0.0).to_numpy(dtype=float)
-    proba /= proba.sum(axis=1, keepdims=True)
+    proba = proba / proba.sum(axis=1, keepdims=True)
     return metric(np.array([split_classes.index(v) for v in y_test]), proba)
 
 
