@@ -250,9 +250,11 @@ class XGBoost(BoostingFamily):
 
 class CatBoost(BoostingFamily):
     """CatBoost, symmetric (oblivious) trees, rows subsampled by MVS (multiclass's default Bayesian
-    bootstrap takes no subsample rate). Its trees cost more than the others' on one thread
-    (multiclass: about 8 ms a tree at depth 6 on 400 rows, 25 ms at depth 8), hence at most
-    1,000 rounds (the library's default) and depth at most 8."""
+    bootstrap takes no subsample rate). Its trees cost more than the others' on one thread, hence
+    at most 1,000 rounds (the library's default) and depth at most 8. On small data the split
+    search over 254 borders per feature dominates (breast_cancer, 364 rows: 18 ms a tree), so a
+    feature gets one border per 20 training rows, 32 to 254: 2-3 times faster there, and the
+    same validation scores on breast_cancer and diabetes (measured on two seeds each)."""
 
     name = "catboost"
     package = "catboost"
@@ -284,7 +286,8 @@ class CatBoost(BoostingFamily):
         estimator = cls(
             iterations=rounds, learning_rate=params["learning_rate"], depth=max(1, int(params["depth"])),
             l2_leaf_reg=params["l2_leaf_reg"], bootstrap_type="MVS",
-            subsample=params["subsample"], rsm=params["rsm"], thread_count=self.threads, random_seed=seed,
+            subsample=params["subsample"], rsm=params["rsm"], border_count=min(254, max(32, len(y) // 20)),
+            thread_count=self.threads, random_seed=seed,
             verbose=False, allow_writing_files=False,
         )
         if eval_set is None:
