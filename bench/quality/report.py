@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _report import provenance, write_section  # noqa: E402
-from harness import RESULTS, SYSTEMS  # noqa: E402
+from harness import RESULTS, SYSTEMS, WORK  # noqa: E402
 
 SECTION = "quality_issue17"
 TITLE = "## Model quality against AutoGluon and FLAML (issue 17)"
@@ -145,6 +145,19 @@ def plot(norm: dict, systems, path: Path) -> None:
     plt.close(fig)
 
 
+def champions(work: Path, datasets) -> dict:
+    """{dataset: [dagml's champion family per seed]}, from the runs' info files still on disk."""
+    import json
+
+    out = {}
+    for d in datasets:
+        for info in sorted((work / d).glob("seed*/dagml.info.json")):
+            family = json.loads(info.read_text()).get("details", {}).get("champion")
+            if family:
+                out.setdefault(d, []).append(family.split(":", 1)[-1])
+    return out
+
+
 def _fmt(cell: Cell) -> str:
     if cell.mean is None:
         return f"failed ×{cell.failed}"
@@ -190,6 +203,10 @@ def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, 
         top = min(rank[d].values())
         cells_text = [f"**{_fmt(row[s])}**" if rank[d][s] == top else _fmt(row[s]) for s in systems]
         lines.append(f"| {d} | {metric[d]} | " + " | ".join(cells_text) + " |")
+    chosen = champions(WORK, table)
+    if chosen:
+        lines += ["", "dagml's champions (one per seed, from the runs' files in `bench/quality/.work`): " + "; ".join(
+            f"{d}: {', '.join(f)}" for d, f in chosen.items()) + "."]
     seconds = {s: [x for row in table.values() for x in row[s].seconds] for s in systems}
     lines += ["", "Mean fit-and-predict seconds per split: " + ", ".join(
         f"{s} {mean(seconds[s]):.1f}" for s in systems if seconds[s]) + "."]
