@@ -127,6 +127,9 @@ class Scoring(_Strict):
 class Budget(_Strict):
     max_evals: int = Field(20, ge=1, le=10_000)
     seconds: float = Field(120, gt=0, le=7 * 24 * 3600)
+    total_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600, description=(
+        "the whole run's search seconds, shared by its families by their relative cost; when set, "
+        "`seconds` applies only to a family whose entry names it (as a cap)"))
 
 
 class FamilyEntry(_Strict):
@@ -149,6 +152,7 @@ class FamilyEntry(_Strict):
         return Budget(
             max_evals=self.max_evals or default.max_evals,
             seconds=self.seconds or default.seconds,
+            total_seconds=default.total_seconds,
         )
 
     @property

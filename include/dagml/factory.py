@@ -28,10 +28,10 @@ _CONFIGS: dict[str, DatasetConfig] = {}
 
 def _effective_config(config: DatasetConfig, params: dict) -> DatasetConfig:
     """The config as validated at parse time, with any budget the trigger form overrode."""
-    override = {k: params[k] for k in ("max_evals", "seconds") if params.get(k) is not None}
+    override = {k: params[k] for k in ("max_evals", "seconds", "total_seconds") if params.get(k) is not None}
     if not override:
         return config
-    families = [f.model_copy(update={k: None for k in override}) for f in config.families]
+    families = [f.model_copy(update={k: None for k in override if k != "total_seconds"}) for f in config.families]
     return config.model_copy(update={"budget": config.budget.model_copy(update=override), "families": families})
 
 
@@ -219,6 +219,8 @@ def build_dag(config: DatasetConfig):
                                description="Evaluations per family for this run (blank: the config's budget)"),
             "seconds": Param(None, type=["null", "number"], exclusiveMinimum=0,
                              description="Seconds per family search for this run (blank: the config's budget)"),
+            "total_seconds": Param(None, type=["null", "number"], exclusiveMinimum=0, description=(
+                "Search seconds for the whole run, shared by its families (blank: the config's budget)")),
         },
         render_template_as_native_obj=False,
     ) as dag:

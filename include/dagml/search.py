@@ -13,6 +13,7 @@ then TPE. A resumed search evaluates what its file holds and adds no points.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dagml.budget import FamilyBudget
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family
 from dagml.metrics import Metric
 from dagml.prepare import Fold
+from dagml.time_limit import ChildFailed, call_with_time_limit
 from dagml.warm_start import grid_points
 
 log = logging.getLogger("dagml.search")
@@ -39,6 +42,9 @@ class SearchResult:
     n_failed: int
     seconds: float
     trials: list[dict] = field(default_factory=list)
+    # the best point's out-of-fold predictions: rows (positions in the partition) and values
+    valid_rows: object = None
+    valid_predictions: object = None
 
 
 def _point(space_keys, point: dict) -> dict:
@@ -143,7 +149,11 @@ def _load_trials(path: Path | None):
 
 def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
            max_evals: int, seconds: float, seed: int, trials_path: Path | None = None,
-           checkpoint: Callable[[], None] | None = None, warm_points: list[dict] | None = None) -> SearchResult:
+           checkpoint: Callable[[], None] | None = None, warm_points: list[dict] | None = None,
+           clock=None) -> SearchResult:
+    """TPE until ``max_evals`` trials or the time runs out: ``clock`` (a ``dagml.budget`` budget,
+    e.g. the run's shared one) or else ``seconds``. A family with ``hard_time_limit`` has each
+    trial stopped when the time left is up, so the search ends within its budget."""
     import numpy as np
     from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
     from hyperopt.exceptions import AllTrialsFailed
@@ -166,20 +176,21 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         of = f"{state['i']} of {max_evals}" + (" (warm start)" if ctrl.current_trial["misc"].get("warm_start") else "")
         started = time.perf_counter()
         try:
-            scores = []
-            for fold in folds:
-                model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed,
-                                   eval_set=(fold.X_valid, fold.y_valid))
-                scores.append(metric(fold.y_valid, model.predict(fold.X_valid)))
-            score = float(np.mean(scores))
+            def fit_folds():
+                return _fold_predictions(family, params, folds, task, n_classes, seed)
+
+            predictions = call_with_time_limit(fit_folds, clock.remaining()) if family.hard_time_limit else fit_folds()
+            score = float(np.mean([metric(fold.y_valid, pred) for fold, pred in zip(folds, predictions)]))
             if not math.isfinite(score):
                 raise ValueError(f"{metric.name} is {score}")
         except Exception as exc:  # one bad point must not end the search
-            log.warning("%s trial %s failed: %s: %s", name, of, type(exc).__name__, exc)
-            return {"status": STATUS_FAIL, "error": f"{type(exc).__name__}: {exc}",
-                    "seconds": time.perf_counter() - started}
+            error = str(exc) if isinstance(exc, ChildFailed) else f"{type(exc).__name__}: {exc}"
+            log.warning("%s trial %s failed: %s", name, of, error)
+            return {"status": STATUS_FAIL, "error": error, "seconds": time.perf_counter() - started}
+        finally:
+            clock.spend()
         if state["best"] is None or metric.better(score, state["best"]):
-            state["best"] = score
+            state["best"], state["best_predictions"] = score, predictions
         elapsed = time.perf_counter() - started
         log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s",
                  name, of, metric.name, score, state["best"], elapsed)
@@ -199,18 +210,54 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     if trials is None:
         init = [_point(space, p) for p in family.init_points(task)]
         trials = _first_trials(space, name, warm_points or [], init, max(0, max_evals - 1))
+    clock = clock or FamilyBudget(seconds)
+    if family.hard_time_limit:
+        for module in family.modules:
+            importlib.import_module(module)
     started = time.perf_counter()
     try:
-        fmin(
-            objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest, max_evals=max_evals, timeout=seconds, trials=trials,
-            rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False, return_argmin=False,
-        )
+        with _one_native_thread():
+            fmin(
+                objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest,
+                max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (clock.remaining() <= 0, []),
+                rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False,
+                return_argmin=False,
+            )
     except AllTrialsFailed:  # raised on the way out; _summarise reports it with the first reason
         pass
+    finally:
+        clock.finish()
     if trials_path:
         save_trials(trials_path, trials)
     elapsed = time.perf_counter() - started
-    return _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
+    result = _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
+    if all(f.valid_rows is not None for f in folds):
+        predictions = state.get("best_predictions")
+        if predictions is None:  # the best trial ran before a retry: fit its point on the folds again
+            predictions = _fold_predictions(family, result.best_params, folds, task, n_classes, seed)
+        result.valid_rows = np.concatenate([f.valid_rows for f in folds])
+        result.valid_predictions = np.concatenate(predictions)
+    return result
+
+
+def _one_native_thread():
+    """Trials are forked: a child must not need the OpenMP threads of a parallel region its
+    parent ran earlier (they do not exist in the child, which would wait for them forever).
+    ``tasks.one_thread`` does the same for a whole task; this covers direct callers."""
+    import sklearn.utils._openmp_helpers  # noqa: F401  (loads the OpenMP runtime, so the limit reaches it)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str, n_classes: int, seed: int):
+    """Each fold's validation predictions by a model fit on that fold's training rows."""
+    out = []
+    for fold in folds:
+        model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed,
+                           eval_set=(fold.X_valid, fold.y_valid))
+        out.append(model.predict(fold.X_valid))
+    return out
 
 
 def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchResult:

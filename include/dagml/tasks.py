@@ -182,6 +182,7 @@ def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: 
     except Exception as exc:
         stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",
                                      error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"])
+        _release_budget(config, family_key, prepared, keys, stores)
         raise
 
 
@@ -221,20 +222,67 @@ def _family(family_key: str, task: str):
     return family
 
 
+def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: Stores):
+    """The family's own seconds, or its part of the run's ``budget.total_seconds``."""
+    from dagml.budget import FamilyBudget, Ledger, SharedBudget
+
+    if not config.budget.total_seconds:
+        return FamilyBudget(entry.budget(config.budget).seconds)
+    ledger = Ledger(stores.results, keys.dag_id, keys.partition, prepared["load_id"])
+    return SharedBudget(ledger, entry.name, config.budget.total_seconds, _costs(config), cap=entry.seconds)
+
+
+def _costs(config: DatasetConfig) -> dict[str, float]:
+    from dagml.families import get_family
+
+    return {f.name: get_family(f.name).cost for f in config.families}
+
+
+def _release_budget(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> None:
+    """A family that failed hands its unused seconds to the others."""
+    from dagml.budget import Ledger
+
+    if config.budget.total_seconds and prepared.get("load_id"):
+        ledger = Ledger(stores.results, keys.dag_id, keys.partition, prepared["load_id"])
+        try:
+            ledger.spend(family_key, ledger.start(family_key), done=True)
+        except Exception as exc:  # the family's own error is the one to report
+            log.warning("could not release %s's search budget: %s", family_key, exc)
+
+
 def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores):
     """The hyperopt search within the family's budget, warm-started, its trials kept for a retry."""
     from dagml.search import search
 
     family_key = family.key()
-    budget = next(f for f in config.families if f.name == family_key).budget(config.budget)
+    entry = next(f for f in config.families if f.name == family_key)
+    budget = entry.budget(config.budget)
+    clock = _clock(config, entry, prepared, keys, stores)
     trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, "trials.json")
-    log.info("searching %s: up to %d evaluations or %.0f s", family_key, budget.max_evals, budget.seconds)
+    log.info("searching %s: up to %d evaluations or %s", family_key, budget.max_evals, clock)
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
         result = search(family, data.folds(), prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
                         budget.max_evals, budget.seconds, config.seed, trials_path, checkpoint,
-                        warm_points=_warm_points(config, family_key, keys, stores))
+                        warm_points=_warm_points(config, family_key, keys, stores), clock=clock)
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
     return result
+
+
+def valid_predictions_frame(result):
+    """The best point's out-of-fold predictions: ``row`` (position in the partition), then
+    ``prediction`` (regression) or ``p0..p{k-1}`` (class probabilities)."""
+    import numpy as np
+    import pandas as pd
+
+    values = np.asarray(result.valid_predictions, dtype=float)
+    columns = {"prediction": values} if values.ndim == 1 else {f"p{i}": values[:, i] for i in range(values.shape[1])}
+    return pd.DataFrame({"row": np.asarray(result.valid_rows, dtype=np.int64), **columns})
+
+
+def _write_valid_predictions(stores: Stores, uri: str, result) -> str | None:
+    if result.valid_predictions is None:  # Spark frames: rows have no position here
+        return None
+    return stores.artifacts.write_parquet(uri, valid_predictions_frame(result))
 
 
 def _search_family(config, family_key, prepared, keys, stores) -> dict:
@@ -245,6 +293,8 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     data = _training_data(config, family, prepared, recipe, stores)
     result = _search(config, family, data, prepared, keys, stores)
+    predictions_uri = _write_valid_predictions(stores, stores.load_uri(keys, prepared["load_id"], family_key,
+                                                                       "valid_predictions.parquet"), result)
 
     pre, X_train, y_train = data.final()
     started = time.perf_counter()
@@ -264,7 +314,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
-           "model_uri": model_uri, "model_sha256": sha}
+           "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri}
     stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, **row)
     log.info("%s: validation %s %.5f, test %.5f, refit in %.2f s", family_key, metric.name, val_score, test_score,
              fit_seconds)

@@ -17,6 +17,7 @@ def _config(uri, **extra):
         "name": "t", "source": {"uri": str(uri)}, "target": "y",
         "families": ["elastic_net", "random_forest"], "budget": {"max_evals": 3, "seconds": 30}, **extra})
 
+
 def _frame(n=240, seed=0):
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=n), rng.normal(size=n)

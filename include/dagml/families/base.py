@@ -43,6 +43,11 @@ class Family(ABC):
     # The relative cost of one trial (elastic_net 1): a whole-run time budget is split across
     # families in proportion to it. A rough figure, from bench/families.py and bench/boosting_families.py.
     cost: ClassVar[float] = 1.0
+    # Each trial runs in a forked child killed when the budget is up (dagml.time_limit); off for
+    # kinds that must not be forked (R's embedded interpreter, Spark's JVM gateway).
+    hard_time_limit: ClassVar[bool] = False
+    # Modules ``fit`` imports, imported once before the trials are forked (else every trial would)
+    modules: ClassVar[tuple[str, ...]] = ()
     model_class: ClassVar[type[Model]]
 
     def __init_subclass__(cls, **kwargs):

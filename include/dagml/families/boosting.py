@@ -155,6 +155,7 @@ class LightGBM(BoostingFamily):
     name = "lightgbm"
     package = "lightgbm"
     cost = 2.0
+    modules = ("lightgbm",)
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
@@ -203,6 +204,7 @@ class XGBoost(BoostingFamily):
     name = "xgboost"
     package = "xgboost"
     cost = 2.0
+    modules = ("xgboost",)
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
@@ -259,6 +261,7 @@ class CatBoost(BoostingFamily):
     name = "catboost"
     package = "catboost"
     cost = 4.0
+    modules = ("catboost",)
     max_rounds = 1000
 
     def space(self, task, n_rows, n_cols):

@@ -39,6 +39,9 @@ class SklearnModel(Model):
 
 class SklearnFamily(Family):
     kind = "sklearn"
+    hard_time_limit = True
+    modules = ("sklearn.calibration", "sklearn.dummy", "sklearn.ensemble", "sklearn.linear_model",
+               "sklearn.neighbors", "sklearn.svm")
     model_class = SklearnModel
 
     def estimator(self, params: dict, task: str, seed: int):

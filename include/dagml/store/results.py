@@ -60,6 +60,7 @@ leaderboard = sa.Table(
     sa.Column("model_uri", sa.String(1000)),
     sa.Column("model_sha256", sa.String(64)),
     sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("predictions_uri", sa.String(1000)),  # the best point's out-of-fold predictions
 )
 
 trials = sa.Table(
@@ -101,6 +102,19 @@ active_champions = sa.Table(
     sa.Column("dag_id", sa.String(250), primary_key=True),
     sa.Column("champion_id", sa.Integer, nullable=False),
     sa.Column("partition", sa.String(250), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+
+# A run's search seconds, per family and load (a reprocessed run has a new load): see dagml.budget.
+search_budget = sa.Table(
+    "dagml_search_budget", metadata,
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("partition", sa.String(250), primary_key=True),
+    sa.Column("load_id", sa.String(64), primary_key=True),
+    sa.Column("family", sa.String(100), primary_key=True),
+    sa.Column("spent", sa.Float, nullable=False),
+    sa.Column("done", sa.Boolean, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
 
@@ -234,6 +248,30 @@ class ResultsStore:
                     if len(out) == limit:
                         break
         return out
+
+    # the shared search budget
+    def budget_start(self, dag_id: str, partition: str, load_id: str, family: str) -> float:
+        """Open (or reopen, for a retried search) a family's ledger row; the seconds it already spent."""
+        key = {"dag_id": dag_id, "partition": partition, "load_id": load_id, "family": family}
+        with self.engine.connect() as conn:
+            row = conn.execute(search_budget.select().where(*(search_budget.c[k] == v for k, v in key.items()))).first()
+        spent = row.spent if row else 0.0
+        self._upsert(search_budget, key, {"spent": spent, "done": False, "updated_at": _now()})
+        return spent
+
+    def budget_spend(self, dag_id: str, partition: str, load_id: str, family: str, spent: float,
+                     done: bool = False) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(search_budget.update().where(
+                search_budget.c.dag_id == dag_id, search_budget.c.partition == partition,
+                search_budget.c.load_id == load_id, search_budget.c.family == family,
+            ).values(spent=spent, done=done, updated_at=_now()))
+
+    def budget_rows(self, dag_id: str, partition: str, load_id: str) -> list[dict]:
+        query = search_budget.select().where(search_budget.c.dag_id == dag_id, search_budget.c.partition == partition,
+                                             search_budget.c.load_id == load_id)
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(query)]
 
     # champions
     def champion(self, dag_id: str) -> dict | None:

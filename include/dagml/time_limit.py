@@ -1,0 +1,78 @@
+"""Run a function in a forked child that is killed when its time is up: a hard bound on one trial.
+
+hyperopt's own ``timeout`` only stops launching trials, so a trial started just before the end
+of a budget runs to completion (a 10 s search once took 35.7 s). A forked child shares the
+parent's data without copying it and can be killed at any point of a fit. Only what the child
+returns crosses back, pickled through a pipe.
+
+Fork is safe here because searches run with one thread per library (``tasks.one_thread``);
+R (rpy2) and Spark (a JVM gateway) are not forked: their searches keep the soft bound.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import time
+
+
+class TimeLimitExceeded(Exception):
+    pass
+
+
+class ChildFailed(RuntimeError):
+    """The function raised in the child: the message is its ``Type: message``."""
+
+
+def call_with_time_limit(fn, seconds: float):
+    """``fn()`` if it returns within ``seconds``; else the child is killed and TimeLimitExceeded raised.
+    An exception in the child is raised again here with its type name and message."""
+    if seconds <= 0:
+        raise TimeLimitExceeded("no time left in the budget")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to the caller's code
+        os.close(read_fd)
+        _child(fn, write_fd)
+    os.close(write_fd)
+    deadline = time.monotonic() + seconds
+    chunks = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise TimeLimitExceeded(f"stopped after {seconds:.1f} s, the time left in the budget")
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    if not chunks:
+        raise RuntimeError("the trial's process died without a result (killed, or out of memory)")
+    ok, value = pickle.loads(b"".join(chunks))
+    if ok:
+        return value
+    raise ChildFailed(value)
+
+
+def _child(fn, write_fd) -> None:
+    code = 0
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1), os.dup2(devnull, 2)  # a library's warnings must not interleave with the task log
+        try:
+            payload = (True, fn())
+        except BaseException as exc:  # noqa: BLE001  (reported to the parent, which decides)
+            payload = (False, f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(data)
+    except BaseException:  # noqa: BLE001
+        code = 1
+    finally:
+        os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
