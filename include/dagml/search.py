@@ -216,7 +216,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
             importlib.import_module(module)
     started = time.perf_counter()
     try:
-        with _one_native_thread():
+        with one_thread():
             fmin(
                 objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest,
                 max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (clock.remaining() <= 0, []),
@@ -240,11 +240,14 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     return result
 
 
-def _one_native_thread():
-    """Trials are forked: a child must not need the OpenMP threads of a parallel region its
-    parent ran earlier (they do not exist in the child, which would wait for them forever).
-    ``tasks.one_thread`` does the same for a whole task; this covers direct callers."""
-    import sklearn.utils._openmp_helpers  # noqa: F401  (loads the OpenMP runtime, so the limit reaches it)
+def one_thread():
+    """One search is one worker slot: native thread pools (OpenMP, BLAS) would oversubscribe the
+    cores other slots use, and OpenMP's spin-waiting then slows every search many times. And
+    trials are forked: a child must not need the OpenMP threads of a parallel region its parent
+    ran earlier (they do not exist in the child, which would wait for them forever).
+    threadpoolctl limits only the libraries already loaded, so scikit-learn's OpenMP runtime is
+    loaded first (without it, HistGradientBoosting ran 2 threads per search: docs/benchmarks.md)."""
+    import sklearn.utils._openmp_helpers  # noqa: F401  (loads the OpenMP runtime)
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)

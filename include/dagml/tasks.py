@@ -17,6 +17,7 @@ from pathlib import Path
 from dagml.config import DatasetConfig
 from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
+from dagml.search import one_thread
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore
 
@@ -159,19 +160,6 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
             yield path, upload
         finally:
             upload(force=True)
-
-
-@contextmanager
-def one_thread():
-    """One search is one worker slot: native thread pools (OpenMP, BLAS) would oversubscribe the
-    cores other slots use, and OpenMP's spin-waiting then slows every search many times.
-    threadpoolctl limits only the libraries already loaded, so scikit-learn's OpenMP runtime is
-    loaded first (without it, HistGradientBoosting ran 2 threads per search: docs/benchmarks.md)."""
-    import sklearn.utils._openmp_helpers  # noqa: F401  (loads the OpenMP runtime)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
 
 
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:

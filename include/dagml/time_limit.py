@@ -5,7 +5,7 @@ of a budget runs to completion (a 10 s search once took 35.7 s). A forked child 
 parent's data without copying it and can be killed at any point of a fit. Only what the child
 returns crosses back, pickled through a pipe.
 
-Fork is safe here because searches run with one thread per library (``tasks.one_thread``);
+Fork is safe here because searches run with one thread per library (``search.one_thread``);
 R (rpy2) and Spark (a JVM gateway) are not forked: their searches keep the soft bound.
 """
 
