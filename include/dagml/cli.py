@@ -113,7 +113,10 @@ def leaderboard(
     configs: ConfigsOption = None,
 ):
     """The leaderboard of a dataset's latest run (or of one partition)."""
+    from rich.markup import escape
+
     from dagml.metrics import get_metric
+    from dagml.report import stored_model
     from dagml.selection import rank
 
     config = _dataset(dataset, configs)
@@ -128,13 +131,14 @@ def leaderboard(
     if as_json:
         keep = ("family", "status", "error", "metric", "params", "val_score", "test_score", "fit_seconds",
                 "n_trials", "n_failed_trials", "model_uri", "model_sha256")
+        champion_keys = ("family", "partition", "run_id", "test_score", "model_uri", "model_sha256", "refit_rows",
+                         "refit_error", "compared_model_uri", "compared_model_sha256")
         doc = {"dag_id": config.dag_id, "partition": run["partition"], "run_id": run["run_id"],
                "status": run["status"], "error": run["error"], "failed_task": run["failed_task"],
                "metric": run["metric"], "selected": run["selected_family"], "promoted": run["promoted"],
                "promotion_reason": run["promotion_reason"],
                "rows": [{k: r[k] for k in keep} for r in rows],
-               "champion": {k: champ[k] for k in ("family", "partition", "run_id", "test_score", "model_uri",
-                                                  "model_sha256")} if champ else None}
+               "champion": {k: champ[k] for k in champion_keys} if champ else None}
         print(json.dumps(doc, indent=2, default=str))
         return
     table = Table(title=f"{config.dag_id} · {run['partition']} · {run['status']} · metric {run['metric']}")
@@ -152,9 +156,12 @@ def leaderboard(
     elif run.get("promotion_reason"):
         out.print(f"{'promoted' if run['promoted'] else 'not promoted'}: {run['promotion_reason']}", soft_wrap=True)
     if champ:
+        stored = stored_model(champ["refit_rows"], champ["refit_error"])
+        scored = " of the model compared" if champ["refit_rows"] else ""
         out.print(f"champion: [bold]{champ['family']}[/] (partition {champ['partition']}, test "
-                  f"{champ['metric']} {champ['test_score']:.5f})\nmodel: {champ['model_uri']}\n"
-                  f"sha256: {champ['model_sha256']}", soft_wrap=True)
+                  f"{champ['metric']} {champ['test_score']:.5f}{scored})"
+                  + (f"\nstored model: {escape(stored)}" if stored else "")
+                  + f"\nmodel: {champ['model_uri']}\nsha256: {champ['model_sha256']}", soft_wrap=True)
 
 
 @app.command()
@@ -165,6 +172,7 @@ def history(
 ):
     """One line per partition: its run, winner, scores, whether it was promoted and why, and the
     champion once it had decided."""
+    from dagml.report import stored_model
     from dagml.store.history import partition_history
 
     config = _dataset(dataset, configs)
@@ -176,13 +184,14 @@ def history(
         err.print(f"no runs recorded for {config.dag_id}")
         raise typer.Exit(1)
     table = Table(title=f"{config.dag_id} · {len(lines)} partition(s)")
-    for col in ("partition", "run id", "state", "winner", "validation", "test", "promoted", "why / error", "champion"):
+    for col in ("partition", "run id", "state", "winner", "validation", "test", "promoted", "why / error",
+                "stored model", "champion"):
         table.add_column(col, overflow="fold")
     for h in lines:
         fmt = (lambda v: f"{v:.5f}" if v is not None else "")
         table.add_row(h["partition"], h["run_id"], h["state"], h["winner"] or "", fmt(h["val_score"]),
                       fmt(h["test_score"]), {True: "yes", False: "no"}.get(h["promoted"], ""),
-                      h["error"] or h["promotion_reason"] or "",
+                      h["error"] or h["promotion_reason"] or "", stored_model(h["refit_rows"], h["refit_error"]),
                       f"{h['champion_family']} ({h['champion_partition']})" if h["champion_family"] else "",
                       style="red" if h["state"] == "failed" else None)
     out.print(table)

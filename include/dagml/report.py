@@ -73,14 +73,16 @@ def _over_partitions(history: list[dict], current: str) -> str:
     if not history:
         return ""
     cells = ["<table><tr><th>partition</th><th>state</th><th>winner</th><th>validation</th><th>test</th>"
-             "<th>promoted</th><th>champion after</th></tr>"]
+             "<th>promoted</th><th>stored model</th><th>champion after</th></tr>"]
     for h in history:
         style = ' style="font-weight:bold"' if h["partition"] == current else ""
         champion = f"{h['champion_family']} ({h['champion_partition']})" if h["champion_family"] else ""
         cells.append(f'<tr{style}><td>{escape(h["partition"])}</td><td>{escape(h["state"])}</td>'
                      f'<td>{escape(h["winner"] or "")}</td><td class="num">{_fmt(h["val_score"])}</td>'
                      f'<td class="num">{_fmt(h["test_score"])}</td>'
-                     f'<td>{ {True: "yes", False: "no"}.get(h["promoted"], "")}</td><td>{escape(champion)}</td></tr>')
+                     f'<td>{ {True: "yes", False: "no"}.get(h["promoted"], "")}</td>'
+                     f'<td>{escape(stored_model(h.get("refit_rows"), h.get("refit_error")))}</td>'
+                     f'<td>{escape(champion)}</td></tr>')
     return "".join(cells) + "</table>"
 
 
@@ -104,6 +106,28 @@ def _column_changes(profile: dict) -> str:
         + "</table>")
 
 
+def stored_model(refit_rows, refit_error) -> str:
+    """What the stored champion is, when it is not simply the model whose test score is shown."""
+    if refit_rows:
+        return f"refit on {refit_rows} rows"
+    if refit_error:
+        return f"the compared model (refit failed: {refit_error})"
+    return ""
+
+
+def _refit_note(promotion: dict) -> str:
+    if not promotion.get("promoted"):
+        return ""
+    if promotion.get("refit_rows"):
+        return (f"<p>The stored champion is a <b>refit on {promotion['refit_rows']} rows</b> (every row of the "
+                "partition with a target) with the chosen hyperparameters; the test score is that of the model "
+                "that was compared, fit without the test rows.</p>")
+    if promotion.get("refit_error"):
+        return (f"<p class='failed'>The refit on all rows failed ({escape(promotion['refit_error'])}): the "
+                "champion is the compared model.</p>")
+    return ""
+
+
 def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: dict,
                   history: list[dict] | None = None) -> str:
     metric = get_metric(run["metric"])
@@ -111,7 +135,7 @@ def render_report(config, run: dict, rows: list[dict], trials: dict, promotion: 
             f"<p>run <code>{escape(run['run_id'])}</code>; task {escape(run['task'])}; metric "
             f"{escape(metric.name)}; chosen by validation score, test score reported.</p>",
             f"<p><b>{'Promoted' if promotion['promoted'] else 'Not promoted'}</b>: {escape(promotion['reason'])}. "
-            f"Champion: {escape(promotion['champion_family'])}.</p>",
+            f"Champion: {escape(promotion['champion_family'])}.</p>", _refit_note(promotion),
             "<h2>Leaderboard</h2><table><tr><th>#</th><th>family</th><th>status</th><th>validation</th>"
             "<th>test</th><th>fit s</th><th>trials (failed)</th><th>best hyperparameters / error</th></tr>"]
     for i, r in enumerate(rank(rows, metric), 1):

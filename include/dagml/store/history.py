@@ -20,6 +20,7 @@ def partition_history(results: ResultsStore, dag_id: str) -> list[dict]:
             "test_score": winner["test_score"] if winner else None,
             "promoted": run["promoted"], "promotion_reason": run["promotion_reason"],
             "champion_family": run["champion_family"], "champion_partition": run["champion_partition"],
+            "refit_rows": run.get("refit_rows"), "refit_error": run.get("refit_error"),
             "started_at": run["started_at"], "finished_at": run["finished_at"],
         })
     return lines

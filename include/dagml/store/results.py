@@ -39,6 +39,8 @@ runs = sa.Table(
     sa.Column("promotion_reason", sa.Text),
     sa.Column("champion_family", sa.String(100)),  # the champion once this run decided
     sa.Column("champion_partition", sa.String(250)),
+    sa.Column("refit_rows", sa.Integer),  # the model this run promoted was refit on so many rows
+    sa.Column("refit_error", sa.Text),  # why a refit failed (the compared model was kept)
 )
 
 leaderboard = sa.Table(
@@ -93,6 +95,11 @@ champions = sa.Table(
     sa.Column("promoted_at", Timestamp, nullable=False),
     sa.Column("retired_at", Timestamp),
     sa.Column("reason", sa.Text),
+    # the stored model (model_uri) is a refit on refit_rows rows; test_score is the compared model's
+    sa.Column("refit_rows", sa.Integer),
+    sa.Column("refit_error", sa.Text),
+    sa.Column("compared_model_uri", sa.String(1000)),
+    sa.Column("compared_model_sha256", sa.String(64)),
 )
 
 # One row per dataset naming its active champion: its key makes a second one impossible, and a
@@ -287,8 +294,13 @@ class ResultsStore:
             return [_plain(r) for r in conn.execute(query)]
 
     def replace_champion(self, dag_id: str, expected_id: int | None, partition: str, run_id: str, family: str,
-                         metric: str, test_score: float, model_uri: str, model_sha256: str, reason: str) -> int | None:
+                         metric: str, test_score: float, model_uri: str, model_sha256: str, reason: str,
+                         refit_rows: int | None = None, refit_error: str | None = None,
+                         compared_model_uri: str | None = None, compared_model_sha256: str | None = None) -> int | None:
         """Crown a new champion if the active one is still ``expected_id`` (None: no champion yet).
+
+        ``model_uri`` is the model to serve; when it is a refit on all ``refit_rows`` rows, the
+        ``compared_model_*`` is the one whose ``test_score`` won (and that defends the title).
 
         One transaction: insert the new champion, swap the active row only where it still names
         ``expected_id``, retire the old one. Returns the new champion's id, or None when another
@@ -300,7 +312,9 @@ class ResultsStore:
                 new_id = conn.execute(champions.insert().values(
                     dag_id=dag_id, partition=partition, run_id=run_id, family=family, metric=metric,
                     test_score=test_score, model_uri=model_uri, model_sha256=model_sha256, promoted_at=now,
-                    reason=reason)).inserted_primary_key[0]
+                    reason=reason, refit_rows=refit_rows, refit_error=refit_error,
+                    compared_model_uri=compared_model_uri or model_uri,
+                    compared_model_sha256=compared_model_sha256 or model_sha256)).inserted_primary_key[0]
                 active = {"champion_id": new_id, "partition": partition, "updated_at": now}
                 if expected_id is None:
                     conn.execute(active_champions.insert().values(dag_id=dag_id, **active))
