@@ -13,7 +13,7 @@ def run_tasks(config, stores=None, partition="2026-01-01", run_id="r1"):
     prepared = tasks.prepare(config, loaded, summary, keys, stores)
     for family in config.families:
         tasks.search_family(config, family.name, prepared, keys, stores)
-    selection = tasks.select(config, keys, stores)
+    selection = tasks.select(config, keys, stores, prepared)
     promotion = tasks.promote(config, selection, prepared, keys, stores)
     tasks.report(config, promotion, keys, stores)
     return keys, prepared, selection, promotion

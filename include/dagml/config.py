@@ -21,6 +21,8 @@ DEFAULTS_FILE = "_defaults.yaml"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: configs are read at every parse
 BASELINE_FAMILY = "sklearn:dummy"
 Task = Literal["binary", "multiclass", "regression"]
+# refit_full: auto refits below this many rows with a target (bench/quality is to settle the figure)
+REFIT_FULL_MAX_ROWS = 5000
 
 
 class _Strict(BaseModel):
@@ -201,6 +203,11 @@ class DatasetConfig(_Strict):
         "cron or preset (a run per completed interval), a list of asset URIs (a run when all have new events), "
         "{assets: [...], partitioned: true} (a run per published partition), or null (manual runs only)"))
     warm_start: bool = Field(True, description="start searches from the best points of earlier partitions")
+    ensemble: bool = Field(True, description=(
+        "offer `ensemble:greedy`, a weighted mean of the best families' predictions, as one more leaderboard row"))
+    refit_full: Literal["auto"] | bool = Field("auto", description=(
+        "refit a promoted model on all the partition's rows with a target; auto: below "
+        f"{REFIT_FULL_MAX_ROWS} such rows"))
     scoring: Scoring | None = None
     start_date: date = date(2026, 1, 1)
     catchup: bool = False

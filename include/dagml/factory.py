@@ -165,8 +165,8 @@ def _search(prepared: dict, family: str) -> dict:
     return _run("search_family", family_key=family, prepared=prepared)
 
 
-def _select() -> dict:
-    return _run("select")
+def _select(prepared: dict) -> dict:
+    return _run("select", prepared=prepared)
 
 
 def _promote(selection: dict, prepared: dict) -> dict:
@@ -240,7 +240,7 @@ def build_dag(config: DatasetConfig):
         ]
         # select runs when every search ended, however, but not when prepare failed: then the
         # run's reason is prepare's, and select has nothing to add
-        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)(_select)()
+        selection = task(task_id="select", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)(_select)(prepared)
         [prepared, *searches] >> selection
         promotion = task(task_id="promote")(_promote)(selection, prepared)
         published = task(task_id="publish_champion", outlets=[Asset(config.champion_asset)])(_publish_champion)(

@@ -44,6 +44,29 @@ def write_archive(artifacts: ArtifactStore, uri: str, manifest: dict, preprocess
         return artifacts.write_model(uri, folder)
 
 
+ENSEMBLE = "ensemble"  # a manifest's kind: the members' own archives sit under members/<i>/
+
+
+def ensemble_manifest(family: str, task: str, metric: str, recipe: dict, weights: dict[str, float],
+                      origin: dict) -> dict:
+    """An ensemble's manifest: the weighted mean of its members' predictions (``weights`` sum to 1)."""
+    members = [{"family": f, "weight": w, "folder": f"members/{i}"} for i, (f, w) in enumerate(weights.items())]
+    return {**manifest(family, task, metric, recipe, weights, origin), "kind": ENSEMBLE, "members": members}
+
+
+def write_ensemble(artifacts: ArtifactStore, uri: str, manifest: dict, members: list[bytes]) -> str:
+    """Store an ensemble as ONE archive at ``uri`` holding its members' archives (``members``: their
+    bytes, checksums verified, in the manifest's order); returns its SHA-256."""
+    if len(members) != len(manifest["members"]):
+        raise ValueError(f"the manifest names {len(manifest['members'])} members, {len(members)} archives given")
+    with tempfile.TemporaryDirectory(prefix="dagml-ensemble-") as tmp:
+        folder = Path(tmp)
+        for member, data in zip(manifest["members"], members):
+            unpack(data, folder / member["folder"])
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        return artifacts.write_model(uri, folder)
+
+
 class Predictor:
     def __init__(self, manifest: dict, preprocessor, model):
         self.manifest = manifest
@@ -62,6 +85,8 @@ class Predictor:
 
         folder = Path(folder)
         manifest = json.loads((folder / MANIFEST).read_text())
+        if manifest.get("kind") == ENSEMBLE:
+            return EnsemblePredictor.load_members(manifest, folder)
         model = get_family(manifest["family"]).model_class.load(folder / "model")
         return cls(manifest, joblib.load(folder / "preprocessor.joblib"), model)
 
@@ -90,7 +115,10 @@ class Predictor:
 
     def predict_raw(self, df):
         """Class probabilities (n, k) for classification, values for regression."""
-        return self.model.predict(self.preprocessor.transform(self.check_input(df)))
+        return self._raw(self.check_input(df))
+
+    def _raw(self, features):
+        return self.model.predict(self.preprocessor.transform(features))
 
     def predict(self, df):
         import numpy as np
@@ -115,7 +143,7 @@ class Predictor:
 
         features = self.check_input(df)
         if len(features):
-            raw = np.asarray(self.model.predict(self.preprocessor.transform(features)))
+            raw = np.asarray(self._raw(features))
         else:  # an empty partition scores to an empty frame with the usual columns
             raw = np.empty((0, len(self.classes)) if self.classes is not None else 0, dtype=float)
         if self.classes is None:
@@ -125,6 +153,29 @@ class Predictor:
         for i, cls in enumerate(self.classes):
             out[f"proba_{cls}"] = raw[:, i].astype(float)
         return out
+
+
+class EnsemblePredictor(Predictor):
+    """The weighted mean of its members' predictions (values, or class probabilities)."""
+
+    def __init__(self, manifest: dict, members: list[Predictor]):
+        super().__init__(manifest, None, None)
+        self.members = members
+        self.weights = [float(m["weight"]) for m in manifest["members"]]
+
+    @classmethod
+    def load_members(cls, manifest: dict, folder: Path) -> EnsemblePredictor:
+        members = [Predictor.load(folder / m["folder"]) for m in manifest["members"]]
+        for spec, member in zip(manifest["members"], members):
+            if member.classes != manifest.get("classes"):
+                raise ValueError(f"ensemble member {spec['family']} predicts classes {member.classes}, "
+                                 f"the ensemble {manifest.get('classes')}")
+        return cls(manifest, members)
+
+    def _raw(self, features):
+        from dagml.ensemble import blend
+
+        return blend([m._raw(m.check_input(features)) for m in self.members], self.weights)
 
 
 def _preprocessor_columns(preprocessor, part: str) -> list[str]:

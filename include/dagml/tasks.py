@@ -309,7 +309,74 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     return {"family": family_key, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
 
 
-def select(config: DatasetConfig, keys: RunKeys, stores: Stores) -> dict:
+def _ensemble_row(config, finalists: list[dict], metric, prepared: dict, keys: RunKeys, stores: Stores) -> dict | None:
+    """The ``ensemble:greedy`` leaderboard row over ``finalists`` (best first), its archive stored;
+    None when greedy selection keeps fewer than two of them."""
+    from types import SimpleNamespace
+
+    from dagml import ensemble
+    from dagml.predictors import ensemble_manifest, load_verified, write_ensemble
+    from dagml.prepare import encode_target
+
+    started = time.perf_counter()
+    frames = {r["family"]: stores.artifacts.read_parquet(r["predictions_uri"]) for r in finalists}
+    rows, predictions = ensemble.aligned(frames)
+    if set(frames) - set(predictions):
+        log.warning("ensemble: left out %s, whose out-of-fold rows differ from %s's",
+                    ", ".join(sorted(set(frames) - set(predictions))), finalists[0]["family"])
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    y, groups = encode_target(df[recipe["target"]].iloc[rows], recipe), roles[rows]
+    names = list(predictions)
+    weights, _ = ensemble.greedy_weights([predictions[n] for n in names], y, groups, metric)
+    chosen = {n: float(w) for n, w in zip(names, weights) if w > 0}
+    if len(chosen) < 2:
+        log.info("no ensemble: greedy selection keeps %s alone", ", ".join(chosen))
+        return None
+    by_family = {r["family"]: r for r in finalists}
+    members = [stores.artifacts.read_verified(by_family[n]["model_uri"], by_family[n]["model_sha256"]) for n in chosen]
+    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id}
+    uri = stores.load_uri(keys, prepared["load_id"], ensemble.FAMILY, "model.tar")
+    sha = write_ensemble(stores.artifacts, uri, ensemble_manifest(ensemble.FAMILY, prepared["task"], metric.name,
+                                                                  recipe, chosen, origin), members)
+    blended = ensemble.blend([predictions[n] for n in chosen], list(chosen.values()))
+    predictions_uri = stores.artifacts.write_parquet(
+        stores.load_uri(keys, prepared["load_id"], ensemble.FAMILY, "valid_predictions.parquet"),
+        valid_predictions_frame(SimpleNamespace(valid_rows=rows, valid_predictions=blended)))
+    test_score = _test_score(load_verified(stores.artifacts, uri, sha), df, roles, recipe, metric)
+    return {"status": "ok", "error": None, "metric": metric.name, "params": chosen,
+            "val_score": ensemble.fold_score(metric, y, blended, groups), "test_score": test_score,
+            "fit_seconds": sum(by_family[n]["fit_seconds"] or 0.0 for n in chosen),
+            "search_seconds": time.perf_counter() - started, "n_trials": ensemble.ROUNDS, "n_failed_trials": 0,
+            "model_uri": uri, "model_sha256": sha, "predictions_uri": predictions_uri}
+
+
+def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunKeys, stores: Stores) -> None:
+    """Record ``ensemble:greedy`` as one more leaderboard row when a blend of two or more of the best
+    families (by validation score, with out-of-fold predictions) is possible. It competes like any
+    row; building it failing is a failed row of its own, never the run's failure."""
+    from dagml import ensemble
+    from dagml.selection import rank
+
+    finalists = [r for r in rank(rows, metric) if r["status"] == "ok" and r.get("predictions_uri")
+                 and r["family"] != ensemble.FAMILY][:ensemble.MAX_FINALISTS]
+    if len(finalists) < 2:
+        log.info("no ensemble: %d family(ies) with out-of-fold predictions", len(finalists))
+        return
+    try:
+        with one_thread():
+            row = _ensemble_row(config, finalists, metric, prepared, keys, stores)
+    except Exception as exc:
+        log.exception("the ensemble could not be built")
+        row = {"status": "failed", "metric": metric.name, "error": f"{type(exc).__name__}: {exc}"}
+    if row is not None:
+        stores.results.record_family(keys.dag_id, keys.partition, ensemble.FAMILY, keys.run_id, **row)
+
+
+def select(config: DatasetConfig, keys: RunKeys, stores: Stores, prepared: dict | None = None) -> dict:
+    """Choose the run's best row by validation score; with ``prepared`` (and ``ensemble`` on), an
+    ``ensemble:greedy`` row competes too."""
     from dagml.selection import choose, rank
 
     run = stores.results.run(keys.dag_id, keys.partition)
@@ -323,6 +390,11 @@ def select(config: DatasetConfig, keys: RunKeys, stores: Stores) -> dict:
             stores.results.record_family(keys.dag_id, keys.partition, entry.name, keys.run_id, status="failed",
                                          metric=metric.name, error="the search task ended without a result; see its log")
     rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
+    if config.ensemble and prepared is None:
+        log.info("no ensemble: select was not given the prepared data")
+    elif config.ensemble:
+        _offer_ensemble(config, rows, metric, prepared, keys, stores)
+        rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
     best = choose(rows, metric)
     if best is None:
         reasons = "; ".join(f"{r['family']}: {r['error']}" for r in rows)
@@ -368,10 +440,95 @@ def _decide(config: DatasetConfig, keys: RunKeys, current: dict | None, challeng
     return promote_it, reason, champion_score
 
 
+@dataclass(frozen=True)
+class Refit:
+    """The promoted model refit on all rows with a target (uri, digest, rows), or why not (error)."""
+
+    uri: str | None = None
+    sha256: str | None = None
+    rows: int | None = None
+    error: str | None = None
+
+
+def _refit_wanted(config: DatasetConfig, roles) -> bool:
+    from dagml.config import REFIT_FULL_MAX_ROWS
+
+    if config.refit_full == "auto":
+        return int((roles != "dropped").sum()) < REFIT_FULL_MAX_ROWS
+    return bool(config.refit_full)
+
+
+def _refit_family(config, family_key: str, compared: dict, prepared: dict, data, keys: RunKeys,
+                  stores: Stores, recipe: dict) -> tuple[str, str]:
+    """``family_key`` fit with the compared model's hyperparameters on ``data`` (every row with a
+    target), its preprocessor fitted on those rows; stored like any model: (uri, sha256)."""
+    from dagml.predictors import manifest, write_archive
+    from dagml.prepare import build_preprocessor, encode_target
+
+    family = _family(family_key, prepared["task"])
+    size_mb = stores.artifacts.size(prepared["data_uri"]) / 2**20
+    if family.kind == "spark" and size_mb > config.spark.direct_read_mb:
+        raise FamilyFailed(f"a refit reads the rows through pandas; the partition is {size_mb:.0f} MB, above "
+                           f"spark.direct_read_mb ({config.spark.direct_read_mb:g})")
+    pre = build_preprocessor(recipe, family.needs_scaling)
+    X, y = pre.fit_transform(data[recipe["features"]]), encode_target(data[recipe["target"]], recipe)
+    model = family.fit(compared["params"], X, y, prepared["task"], prepared["n_classes"], config.seed)
+    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id, "fit_rows": len(data)}
+    about = manifest(family_key, prepared["task"], prepared["metric"], recipe, compared["params"], origin)
+    if compared.get("shrinkage"):  # its probabilities are post-processed as the compared model's were
+        about["shrinkage"] = compared["shrinkage"]
+    uri = stores.load_uri(keys, prepared["load_id"], "refit", family_key, "model.tar")
+    return uri, write_archive(stores.artifacts, uri, about, pre, model)
+
+
+def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores: Stores, df, roles,
+                 recipe: dict) -> Refit:
+    """The compared model (a family, or each member of an ensemble) refit on all rows with a target."""
+    from dagml.predictors import ENSEMBLE, ensemble_manifest, load_verified, write_ensemble
+
+    data = df[roles != "dropped"]
+    with tempfile.TemporaryDirectory(prefix="dagml-refit-") as tmp:
+        compared = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"], Path(tmp))
+    if compared.manifest.get("kind") != ENSEMBLE:
+        uri, sha = _refit_family(config, selection["family"], compared.manifest, prepared, data, keys, stores, recipe)
+        return Refit(uri, sha, len(data))
+    archives = []
+    for spec, member in zip(compared.manifest["members"], compared.members):
+        uri, sha = _refit_family(config, spec["family"], member.manifest, prepared, data, keys, stores, recipe)
+        archives.append(stores.artifacts.read_verified(uri, sha))
+    compared = compared.manifest
+    weights = {m["family"]: m["weight"] for m in compared["members"]}
+    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id, "fit_rows": len(data)}
+    uri = stores.load_uri(keys, prepared["load_id"], "refit", selection["family"], "model.tar")
+    sha = write_ensemble(stores.artifacts, uri, ensemble_manifest(selection["family"], prepared["task"],
+                                                                  prepared["metric"], recipe, weights, origin), archives)
+    return Refit(uri, sha, len(data))
+
+
+def _refit(config, selection: dict, prepared: dict, keys: RunKeys, stores: Stores, df, roles, recipe) -> Refit:
+    """A refit when ``refit_full`` asks for one; a failed refit is logged and recorded, never raised:
+    the compared model is then crowned as it is."""
+    if not _refit_wanted(config, roles):
+        return Refit()
+    try:
+        with one_thread():
+            refit = _refit_model(config, selection, prepared, keys, stores, df, roles, recipe)
+    except Exception as exc:
+        log.exception("refitting %s on all rows failed: the compared model becomes the champion", selection["family"])
+        return Refit(error=f"{type(exc).__name__}: {exc}")
+    log.info("refit %s on all %d rows with a target: %s", selection["family"], refit.rows, refit.uri)
+    return refit
+
+
 def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
     """Crown the run's winner if it may replace the champion (not an older partition, better by the
     margin on this run's test rows). The swap is a compare-and-swap in the results DB: if another
-    run changed the champion meanwhile, decide again against the new one."""
+    run changed the champion meanwhile, decide again against the new one.
+
+    When it is crowned and ``refit_full`` is on, the stored champion is its refit on all the
+    partition's rows with a target; the recorded test score stays the compared model's, and the
+    compared model is the one that defends the title against later runs (a refit has seen rows
+    that may be their test rows)."""
     from dagml.predictors import load_verified
 
     metric = get_metric(prepared["metric"])
@@ -383,25 +540,36 @@ def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKey
         return _test_score(load_verified(stores.artifacts, model_uri, sha256), df, roles, recipe, metric)
 
     challenger_score = score(selection["model_uri"], selection["model_sha256"])
+    refit = None  # fit once, when first promoted: a lost compare-and-swap decides again, not refits
     for _ in range(10):
         current = stores.results.champion(keys.dag_id)
-        promote_it, reason, champion_score = _decide(config, keys, current, challenger_score, metric,
-                                                     lambda c: score(c["model_uri"], c["model_sha256"]))
-        if not promote_it or stores.results.replace_champion(
+        promote_it, reason, champion_score = _decide(
+            config, keys, current, challenger_score, metric,
+            lambda c: score(c.get("compared_model_uri") or c["model_uri"],
+                            c.get("compared_model_sha256") or c["model_sha256"]))
+        if not promote_it:
+            break
+        refit = refit or _refit(config, selection, prepared, keys, stores, df, roles, recipe)
+        if stores.results.replace_champion(
                 keys.dag_id, current["id"] if current else None, keys.partition, keys.run_id, selection["family"],
-                metric.name, challenger_score, selection["model_uri"], selection["model_sha256"], reason):
+                metric.name, challenger_score, refit.uri or selection["model_uri"],
+                refit.sha256 or selection["model_sha256"], reason, refit_rows=refit.rows, refit_error=refit.error,
+                compared_model_uri=selection["model_uri"], compared_model_sha256=selection["model_sha256"]):
             break
         log.info("another run changed the champion meanwhile: deciding again against the new one")
     else:
         raise RuntimeError("the champion kept changing under this run's promotion; a retry decides again")
     champion = stores.results.champion(keys.dag_id)
+    refit = refit if promote_it else Refit()
     stores.results.update_run(keys.dag_id, keys.partition, promoted=promote_it, promotion_reason=reason,
-                              champion_family=champion["family"], champion_partition=champion["partition"])
+                              champion_family=champion["family"], champion_partition=champion["partition"],
+                              refit_rows=refit.rows, refit_error=refit.error)
     log.info("%s %s: %s", "promoted" if promote_it else "kept the champion over", selection["family"], reason)
-    keep = ("family", "partition", "run_id", "metric", "test_score", "model_uri", "model_sha256")
+    keep = ("family", "partition", "run_id", "metric", "test_score", "model_uri", "model_sha256", "refit_rows")
     return {"promoted": promote_it, "reason": reason, "challenger_score": challenger_score,
             "champion_score": champion_score, "champion_family": champion["family"],
-            "champion_uri": champion["model_uri"], "champion": {k: champion[k] for k in keep}}
+            "champion_uri": champion["model_uri"], "refit_rows": refit.rows, "refit_error": refit.error,
+            "champion": {k: champion[k] for k in keep}}
 
 
 def report(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores) -> str:

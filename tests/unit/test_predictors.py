@@ -120,3 +120,61 @@ def test_check_input_is_usable_on_its_own():
     assert list(X.columns) == ["a", "b"] and X["a"].tolist() == [1.0, 2.0]
     with pytest.raises(DataError, match="missing 1 column"):
         check_input(pd.DataFrame({"a": [1]}), ["a", "b"], ["a"])
+
+
+def _stored_member(artifacts, family_key: str, tmp_name: str):
+    """A real family fit on a small frame and stored as an archive: (archive bytes, predictor)."""
+    from dagml.families import get_family
+    from dagml.predictors import load_verified, manifest, write_archive
+
+    family = get_family(family_key)()
+    recipe = {**RECIPE, "features": FEATURES, "classes": ["no", "yes"]}
+    train = pd.concat([_train()] * 8, ignore_index=True)
+    y = (np.arange(len(train)) % 3 == 0).astype(int)
+    pre = build_preprocessor(RECIPE, scale=family.needs_scaling)
+    model = family.fit({"C": 1.0, "l1_ratio": 0.0} if "elastic" in family_key else
+                       {"n_neighbors": 5, "weights": "uniform", "p": 2}, pre.fit_transform(train), y, "binary", 2, 0)
+    uri = artifacts.uri("d", "p", "r", tmp_name, "model.tar")
+    sha = write_archive(artifacts, uri, manifest(family_key, "binary", "log_loss", recipe, {}, {}), pre, model)
+    return artifacts.read_verified(uri, sha), load_verified(artifacts, uri, sha)
+
+
+def test_an_ensemble_is_one_archive_of_its_members_and_predicts_their_weighted_mean(tmp_path):
+    from dagml.errors import ChecksumMismatch
+    from dagml.predictors import EnsemblePredictor, ensemble_manifest, load_verified, write_ensemble
+    from dagml.store.artifacts import ArtifactStore
+
+    artifacts = ArtifactStore(str(tmp_path))
+    linear, linear_model = _stored_member(artifacts, "sklearn:elastic_net", "a")
+    knn, knn_model = _stored_member(artifacts, "sklearn:knn", "b")
+    recipe = {**RECIPE, "features": FEATURES, "classes": ["no", "yes"]}
+    about = ensemble_manifest("ensemble:greedy", "binary", "log_loss", recipe,
+                              {"sklearn:elastic_net": 0.25, "sklearn:knn": 0.75}, {"partition": "p"})
+    uri = artifacts.uri("d", "p", "r", "ensemble", "model.tar")
+    sha = write_ensemble(artifacts, uri, about, [linear, knn])
+    assert write_ensemble(artifacts, uri, about, [linear, knn]) == sha  # the same members hash the same
+
+    ensemble = load_verified(artifacts, uri, sha)
+    assert isinstance(ensemble, EnsemblePredictor) and ensemble.weights == [0.25, 0.75]
+    df = _train().assign(colour=["red", "teal", None, "blue", "red"])  # an unseen category too
+    expected = 0.25 * linear_model.predict_proba(df).to_numpy() + 0.75 * knn_model.predict_proba(df).to_numpy()
+    out = ensemble.predictions(df)
+    np.testing.assert_allclose(out[["proba_no", "proba_yes"]].to_numpy(), expected)
+    assert not np.allclose(expected, knn_model.predict_proba(df).to_numpy())
+    assert out["prediction"].tolist() == ensemble.predict(df).tolist()
+    with pytest.raises(DataError, match="missing 1 column"):  # checked as any champion's input
+        ensemble.predictions(df.drop(columns="city"))
+
+    artifacts.write_bytes(uri, artifacts.read_bytes(uri).replace(b"sklearn:knn", b"sklearn:kNN", 1))
+    with pytest.raises(ChecksumMismatch, match="does not match the recorded"):
+        load_verified(artifacts, uri, sha)
+
+
+def test_an_ensemble_needs_an_archive_per_member(tmp_path):
+    from dagml.predictors import ensemble_manifest, write_ensemble
+    from dagml.store.artifacts import ArtifactStore
+
+    about = ensemble_manifest("ensemble:greedy", "binary", "log_loss", {**RECIPE, "features": FEATURES},
+                              {"sklearn:elastic_net": 0.5, "sklearn:knn": 0.5}, {})
+    with pytest.raises(ValueError, match="names 2 members, 1 archives given"):
+        write_ensemble(ArtifactStore(str(tmp_path)), str(tmp_path / "m.tar"), about, [b""])

@@ -136,3 +136,19 @@ def test_a_run_that_failed_before_its_row_was_written_gets_one(results):
     assert results.latest_run("d")["partition"] == "2026-01-01"  # never the "latest partition"
     assert results.fail_run("d", "r3", "load", "load: no connection", partition="2026-01-02")
     assert results.run("d", "2026-01-02")["error"] == "load: no connection"
+
+
+def test_a_champion_records_its_refit_and_the_model_that_was_compared(results):
+    results.start_run("d", "p1", "r1")
+    results.update_run("d", "p1", refit_rows=569, refit_error=None)
+    crowned = results.replace_champion("d", None, "p1", "r1", "ensemble:greedy", "roc_auc", 0.97, "/m/refit.tar",
+                                       "c" * 64, "no champion yet", refit_rows=569, compared_model_uri="/m/model.tar",
+                                       compared_model_sha256="d" * 64)
+    champion = results.champion("d")
+    assert champion["id"] == crowned
+    assert (champion["model_uri"], champion["refit_rows"], champion["refit_error"]) == ("/m/refit.tar", 569, None)
+    assert (champion["compared_model_uri"], champion["compared_model_sha256"]) == ("/m/model.tar", "d" * 64)
+    assert results.run("d", "p1")["refit_rows"] == 569
+    # without a refit, the compared model is the stored one
+    _crown(results, "p2", "sklearn:knn", crowned)
+    assert results.champion("d")["compared_model_uri"] == "/m/p2" and results.champion("d")["refit_rows"] is None

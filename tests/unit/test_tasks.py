@@ -276,3 +276,114 @@ def test_a_search_runs_one_openmp_thread_even_when_openmp_loads_inside_it():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                           env={k: v for k, v in __import__("os").environ.items() if k != "OMP_NUM_THREADS"})
     assert done.stdout.strip() == "1"
+
+
+def _cli_sees(stores, monkeypatch, tmp_path, config_text: str):
+    """A configs folder with one config, and `dagml`'s settings pointed at ``stores``."""
+    monkeypatch.setenv("DAGML_ARTIFACTS_ROOT", stores.artifacts.root)
+    monkeypatch.setenv("DAGML_RESULTS_URL", stores.results.url)
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "t.yaml").write_text(config_text)
+    from dagml.config import load_config
+
+    return configs, load_config(configs / "t.yaml")
+
+
+def test_a_promoted_model_is_refit_on_all_rows_and_dagml_score_uses_it(tmp_path, stores, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagml.cli import app
+    from dagml.families import get_family
+    from dagml.predictors import check_input
+    from dagml.prepare import build_preprocessor, encode_target
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    configs, config = _cli_sees(stores, monkeypatch, tmp_path, (
+        f"source: {{uri: {tmp_path / 'd.csv'}}}\ntarget: y\nfamilies: [random_forest]\nensemble: false\n"
+        "refit_full: true\nbudget: {max_evals: 2}\nsplit: {validation: holdout}\n"))
+    keys, prepared, selection, promotion = run_tasks(config, stores)
+    champion = stores.results.champion(config.dag_id)
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    labelled = int((roles != "dropped").sum())
+    assert labelled == 240 and (roles == "train").sum() < labelled
+    assert promotion["promoted"] and champion["refit_rows"] == labelled and promotion["refit_rows"] == labelled
+    assert champion["model_uri"] != selection["model_uri"]
+    assert (champion["compared_model_uri"], champion["compared_model_sha256"]) == (selection["model_uri"],
+                                                                                 selection["model_sha256"])
+    assert champion["test_score"] == pytest.approx(selection["test_score"])  # the compared model's
+    refit = load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])
+    assert refit.manifest["fit_rows"] == labelled
+    run = stores.results.run(keys.dag_id, keys.partition)
+    assert (run["refit_rows"], run["refit_error"]) == (labelled, None)
+
+    # the same family and hyperparameters fit by hand on every row with a target
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    family = get_family(selection["family"])()
+    params = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}[selection["family"]]["params"]
+    pre = build_preprocessor(recipe, family.needs_scaling)
+    model = family.fit(params, pre.fit_transform(df[recipe["features"]]), encode_target(df["y"], recipe),
+                       "binary", 2, config.seed)
+    fresh = _frame(n=40, seed=3).drop(columns="y")
+    by_hand = model.predict(pre.transform(check_input(fresh, recipe["features"], recipe["numeric"],
+                                                      recipe["onehot"] + recipe["ordinal"])))
+    fresh.to_csv(tmp_path / "new.csv", index=False)
+    scored = CliRunner().invoke(app, ["score", "t", str(tmp_path / "new.csv"), "--configs", str(configs),
+                                      "--output", str(tmp_path / "out.csv")])
+    assert scored.exit_code == 0, scored.output
+    served = pd.read_csv(tmp_path / "out.csv")[["proba_no", "proba_yes"]].to_numpy()
+    np.testing.assert_allclose(served, by_hand, atol=1e-12)
+    compared = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"])
+    assert not np.allclose(served, compared.predict_proba(fresh).to_numpy())
+
+    board = CliRunner().invoke(app, ["leaderboard", "t", "--configs", str(configs)], terminal_width=200)
+    assert "stored model: refit on 240 rows" in board.output and "of the model compared" in board.output
+    history = CliRunner().invoke(app, ["history", "t", "--configs", str(configs)], terminal_width=250)
+    assert "refit on 240 rows" in history.output
+    html = stores.artifacts.read_bytes(run["report_uri"]).decode()
+    assert "refit on 240 rows" in html
+
+
+def test_refit_full_false_keeps_the_compared_model_as_the_champion(tmp_path, stores):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["knn"], ensemble=False, refit_full=False)
+    keys, _, selection, promotion = run_tasks(config, stores)
+    champion = stores.results.champion(config.dag_id)
+    assert promotion["promoted"] and promotion["refit_rows"] is None
+    assert (champion["model_uri"], champion["model_sha256"]) == (selection["model_uri"], selection["model_sha256"])
+    assert champion["refit_rows"] is None and champion["refit_error"] is None
+    assert stores.results.run(keys.dag_id, keys.partition)["refit_rows"] is None
+
+
+def test_refit_full_auto_refits_below_the_row_threshold():
+    from dagml.config import REFIT_FULL_MAX_ROWS
+
+    config = _config("x.csv")
+    small = np.array(["train"] * (REFIT_FULL_MAX_ROWS - 2) + ["dropped"] * 5)
+    large = np.array(["train"] * REFIT_FULL_MAX_ROWS + ["test"])
+    assert config.refit_full == "auto"
+    assert tasks._refit_wanted(config, small) and not tasks._refit_wanted(config, large)
+    assert tasks._refit_wanted(config.model_copy(update={"refit_full": True}), large)
+    assert not tasks._refit_wanted(config.model_copy(update={"refit_full": False}), small)
+
+
+def test_a_refit_that_fails_keeps_the_promotion_and_says_why(tmp_path, stores):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    config = _config(tmp_path / "d.csv", families=["knn"], ensemble=False, refit_full=True)
+    keys = tasks.RunKeys(config.dag_id, "2026-01-01", "r1")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    for family in config.families:
+        tasks.search_family(config, family.name, prepared, keys, stores)
+    selection = tasks.select(config, keys, stores, prepared)
+    # a file where the refit's folder goes: storing the refit fails as a full or read-only disk would
+    stores.artifacts.write_bytes(stores.load_uri(keys, prepared["load_id"], "refit"), b"in the way")
+    promotion = tasks.promote(config, selection, prepared, keys, stores)
+    champion = stores.results.champion(config.dag_id)
+    assert promotion["promoted"] and champion["family"] == selection["family"]
+    assert (champion["model_uri"], champion["model_sha256"]) == (selection["model_uri"], selection["model_sha256"])
+    assert champion["refit_rows"] is None and champion["refit_error"].startswith(("FileExistsError", "NotADirectoryError"))
+    assert "/refit/" in champion["refit_error"]  # names the path it could not write
+    assert stores.results.run(keys.dag_id, keys.partition)["refit_error"] == champion["refit_error"]
+    load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])
