@@ -6,6 +6,10 @@ A model archive holds ``manifest.json`` (family, task, classes, features, and th
 the family's own files under ``model/``. Search, select, promote and scoring run in
 different processes, so everything goes through here.
 
+An ensemble's archive (manifest ``kind: ensemble``) holds its members' archives under
+``members/<i>/`` and their weights in its manifest; it loads as an ``EnsemblePredictor``,
+whose predictions are the weighted mean of its members'. The one checksum covers them all.
+
 Input is checked before the model sees it (``Predictor.check_input``): a missing feature
 column or a numeric feature holding text is a ``DataError`` naming every such column. A
 category value never seen in training is not an error: the preprocessor's encoders ignore
