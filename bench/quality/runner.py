@@ -155,7 +155,11 @@ def run_dagml(train, test, task, budget, seed, workdir, families=None):
             tasks.search_family(config, entry.name, prepared, keys, stores)
         except Exception as exc:  # a failed family is a leaderboard row, as in a DAG run
             print(f"dagml: {entry.name} failed: {exc}", file=sys.stderr)
-    selection = tasks.select(config, keys, stores)
+    import inspect
+
+    # select needs the prepared data to offer its ensemble row (a dagml from before it does not take it)
+    ensemble = {"prepared": prepared} if "prepared" in inspect.signature(tasks.select).parameters else {}
+    selection = tasks.select(config, keys, stores, **ensemble)
     promotion = tasks.promote(config, selection, prepared, keys, stores)
     champion = promotion["champion"]
     predictor = load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])
