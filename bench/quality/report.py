@@ -219,7 +219,6 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--plot", type=Path, default=PLOT)
-    ap.add_argument("--note", default="", help="a paragraph for the section, e.g. which dagml was measured")
     ap.add_argument("--no-write", action="store_true", help="print, do not rewrite docs/benchmarks.md")
     args = ap.parse_args()
     if not args.results.exists():
@@ -229,10 +228,11 @@ def main() -> None:
     table, metric, incomplete = cells(rows, SYSTEMS, seeds)
     commands_file = args.results.with_suffix(".commands.txt")
     commands = commands_file.read_text().splitlines() if commands_file.exists() else []
+    note_file = args.results.with_suffix(".note.md")  # what the results are: which dagml, what load
+    note = note_file.read_text().strip() if note_file.exists() else ""
     if table:
         plot(normalised(table, metric, SYSTEMS), SYSTEMS, args.plot)
-    section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, args.plot,
-                       args.note)
+    section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, args.plot, note)
     if args.no_write:
         print(section)
     else:
