@@ -58,6 +58,9 @@ def _int_log_range(hp, scope, label: str, low: int, high: int):
 
 
 class BoostingFamily(SklearnFamily):
+    # cost: trial seconds measured against sklearn:hist_gradient_boosting's (cost 2) at the same search
+    # time (docs/benchmarks.md, boosting_families): LightGBM 0.3-0.9 times, XGBoost 0.4-0.6, CatBoost 0.3-4.8
+    # (multiclass is dear), so 1, 1 and 3.
     model_class = BoostingModel
     package: ClassVar[str]  # the module to import (check_available)
     max_rounds: ClassVar[int] = 2000
@@ -154,7 +157,7 @@ class LightGBM(BoostingFamily):
 
     name = "lightgbm"
     package = "lightgbm"
-    cost = 2.0
+    cost = 1.0
     modules = ("lightgbm",)
 
     def space(self, task, n_rows, n_cols):
@@ -203,7 +206,7 @@ class XGBoost(BoostingFamily):
 
     name = "xgboost"
     package = "xgboost"
-    cost = 2.0
+    cost = 1.0
     modules = ("xgboost",)
 
     def space(self, task, n_rows, n_cols):
@@ -260,7 +263,7 @@ class CatBoost(BoostingFamily):
 
     name = "catboost"
     package = "catboost"
-    cost = 4.0
+    cost = 3.0
     modules = ("catboost",)
     max_rounds = 1000
 
