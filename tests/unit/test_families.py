@@ -146,11 +146,13 @@ def test_early_stopping_on_the_eval_set_ends_before_max_rounds(key, task):
 
 
 @pytest.mark.parametrize("key, task", BOOSTING_CASES, ids=lambda v: str(v))
-def test_the_final_refit_finds_its_rounds_on_its_own_holdout_then_fits_every_row(key, task):
+@pytest.mark.parametrize("n_rows, found_on", [(400, "median of 3 folds"), (1200, "own holdout of 120 rows")])
+def test_the_final_refit_finds_its_rounds_on_rows_of_its_own_then_fits_every_row(key, task, n_rows, found_on):
     family = get_family(key)()
-    y = NOISE[task]
-    model = family.fit(fast_overfitting_point(family, task), NOISE_X, y, task, n_classes_of(task, y), seed=0)
-    assert model.rounds_from == "own holdout of 40 rows"
+    X_noise = np.random.default_rng(9).normal(size=(n_rows, 6))
+    y = np.resize(NOISE[task], n_rows)
+    model = family.fit(fast_overfitting_point(family, task), X_noise, y, task, n_classes_of(task, y), seed=0)
+    assert model.rounds_from == found_on
     assert 1 <= model.rounds <= family.max_rounds - family.patience
     assert family.rounds_of(model.estimator) == model.rounds  # the refit grew exactly that many trees
 

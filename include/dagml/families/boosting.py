@@ -5,10 +5,14 @@ The number of trees is not searched. Each fit grows up to ``max_rounds`` trees a
 or squared error) on an evaluation set:
 
 - in a search, the evaluation set is the validation fold the search passes as ``eval_set``;
-- in the final refit (``eval_set=None``) the family holds out 10% of the training rows itself
-  (at least 10; stratified for classification; drawn with the run's seed), finds the number
-  of rounds on them, then fits all the rows with that number of rounds. The refit therefore
-  costs about two fits, and its model has seen every training row. Below 40 rows, or if no
+- in the final refit (``eval_set=None``) the family finds the number of rounds on rows of its
+  own, then fits all the rows with that number of rounds, so its model has seen every training
+  row. From 1,000 rows it holds out 10% of them (stratified for classification, drawn with the
+  run's seed): the refit costs about two fits. Below 1,000 rows 10% is under 100 rows, too few
+  to stop on (breast_cancer and diabetes stopped after 8-10 rounds on some seeds), so it takes
+  the median of the rounds found on 3 folds: about three fits, each cheap at that size (on
+  6 seeds of breast_cancer, diabetes and wine, at LightGBM's and XGBoost's first two points,
+  the test error fell by 8%, 0.5% and 4% against the 10% holdout). Below 40 rows, or if no
   held-out row has a class the rest has, it fits ``fallback_rounds`` trees.
 
 A round count found by the search is not reused: ``fit`` gets only the best point, and a
@@ -68,6 +72,7 @@ class BoostingFamily(SklearnFamily):
     fallback_rounds: ClassVar[int] = 100
     threads: ClassVar[int] = 1
     holdout_share: ClassVar[float] = 0.1
+    folds_below: ClassVar[int] = 1000  # fewer training rows: the refit's rounds come from 3 folds
 
     def check_available(self) -> None:
         import importlib
@@ -122,15 +127,30 @@ class BoostingFamily(SklearnFamily):
     def _rounds_on_own_holdout(self, params, task, seed, X, y) -> tuple[int, str]:
         if len(y) < 40:
             return self.fallback_rounds, "fallback (under 40 rows)"
-        from sklearn.model_selection import train_test_split
+        from statistics import median
 
-        n_hold = max(10, round(self.holdout_share * len(y)))
-        stratify = y if task != "regression" and _smallest_class(y) >= 2 else None
-        inner, held = train_test_split(range(len(y)), test_size=n_hold, random_state=seed, stratify=stratify)
-        stopped = self._stopped(params, task, seed, X[inner], y[inner], X[held], y[held])
-        if stopped is None:
+        splits = _own_splits(y, task, seed, self.holdout_share, self.folds_below)
+        found = [stopped for inner, held in splits
+                 if (stopped := self._stopped(params, task, seed, X[inner], y[inner], X[held], y[held])) is not None]
+        if not found:
             return self.fallback_rounds, "fallback (no usable held-out row)"
-        return self.rounds_of(stopped[0]), f"own holdout of {n_hold} rows"
+        rounds = int(median(self.rounds_of(estimator) for estimator, _ in found))
+        if len(splits) == 1:
+            return rounds, f"own holdout of {len(splits[0][1])} rows"
+        return rounds, f"median of {len(found)} folds"
+
+
+def _own_splits(y, task, seed: int, share: float, folds_below: int) -> list:
+    """(inner, held) row indices: 3 folds below ``folds_below`` rows, else one holdout of ``share``."""
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    stratified = task != "regression" and _smallest_class(y) >= 3
+    if len(y) < folds_below:
+        splitter = StratifiedKFold if stratified else KFold
+        return list(splitter(3, shuffle=True, random_state=seed).split(y, y))
+    rows = range(len(y))
+    return [train_test_split(rows, test_size=round(share * len(y)), random_state=seed,
+                             stratify=y if stratified else None)]
 
 
 def _encode(y, task):
