@@ -164,7 +164,8 @@ average (1 min) {load_before[0]:.1f} at the start and {load_after[0]:.1f} at the
 Each family searched {args.seconds:.0f} s per dataset and seed ({args.seeds} seeds: the split's seed), starting from its
 first points, on the shared split and recipe of `dagml.prepare` (holdout: test 0.2, validation 0.2 of the rest);
 the best point was refit on the training rows with `eval_set=None` (the boosting families find their rounds on
-their own 10% holdout) and scored on the test rows. The error ratio is the family's test error over
+rows of their own: the median over 3 folds below 1,000 training rows, else a 10% holdout) and scored on the test
+rows. The error ratio is the family's test error over
 `{BASELINE}`'s in the same seed (error: 1 − ROC AUC, log loss, RMSE), averaged over seeds: below 1 is better.
 The boosting families stop early on the validation fold (patience 50; at most 2,000 rounds, CatBoost 1,000);
 HistGradientBoosting searches `max_iter` (50–400) without early stopping.
