@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dagml import ensemble, tasks
+from dagml import ensemble, scoring, tasks
 from dagml.cli import app
-from dagml.config import load_config
+from dagml.config import Scoring, load_config
 from dagml.errors import ChecksumMismatch
 from dagml.metrics import get_metric
 from dagml.predictors import EnsemblePredictor, load_verified
@@ -120,9 +120,20 @@ def test_a_champion_ensemble_round_trips_through_dagml_score(ensemble_run, tmp_p
     np.testing.assert_allclose(out[["proba_no", "proba_yes"]].to_numpy(), expected, rtol=1e-9)
     assert out["prediction"].tolist() == np.where(expected[:, 1] > expected[:, 0], "yes", "no").tolist()
 
+    # the scoring DAG's task body: the same champion, the same predictions
+    with_scoring = config.model_copy(update={"scoring": Scoring(source={"uri": str(tmp_path / "new.csv")},
+                                                                output=str(tmp_path / "dag.parquet"))})
+    done = scoring.score(with_scoring, str(tmp_path / "new.csv"), str(tmp_path / "dag.parquet"), "p", stores)
+    assert done["champion_family"] == ensemble.FAMILY and done["champion_sha256"] == champion["model_sha256"]
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "dag.parquet")[["proba_no", "proba_yes"]].to_numpy(),
+                               expected, rtol=1e-9)
+
     stores.artifacts.write_bytes(champion["model_uri"], stores.artifacts.read_bytes(champion["model_uri"]) + b"x")
     tampered = runner.invoke(app, ["score", "blend", str(tmp_path / "new.csv"), "--configs", str(configs)])
     assert tampered.exit_code != 0 and isinstance(tampered.exception, ChecksumMismatch)
+    with pytest.raises(ChecksumMismatch):
+        scoring.score(with_scoring, str(tmp_path / "new.csv"), str(tmp_path / "again.parquet"), "p", stores)
+    assert not (tmp_path / "again.parquet").exists()
 
 
 def test_the_ensemble_is_chosen_only_when_it_wins_on_validation(ensemble_run):
