@@ -126,3 +126,31 @@ def test_every_listed_dataset_loads_offline_with_its_listed_rows_and_task():
             with_text.add(ds.name)
     assert {"house_votes", "soybean", "pima_diabetes", "ozone"} <= with_missing
     assert {"house_votes", "soybean", "dna", "servo", "diamonds"} <= with_text
+
+
+def test_the_report_ranks_normalises_and_counts_ties_within_the_larger_standard_error(tmp_path):
+    import report
+
+    systems, rows = ("dagml", "autogluon", "flaml"), []
+    scores = {  # roc_auc: higher is better; rmse: lower is better
+        ("auc", "dagml"): [0.90, 0.91, 0.92], ("auc", "autogluon"): [0.80, 0.81, 0.82],
+        ("auc", "flaml"): [0.92, 0.90, 0.91],  # the same mean as dagml's
+        ("err", "dagml"): [3.0, 3.1, 2.9], ("err", "autogluon"): [2.0, 2.1, 1.9],
+        ("err", "flaml"): [4.0, 2.0, 3.3],  # worse by 0.1 on average, with a standard error of 0.58: a tie
+    }
+    for (d, s), values in scores.items():
+        for seed, v in enumerate(values):
+            rows.append({"dataset": d, "seed": str(seed), "system": s, "budget": "60", "score": str(v), "error": "",
+                         "metric": "roc_auc" if d == "auc" else "rmse", "seconds": "1", "overrun": "False"})
+    rows.append({**rows[-1], "dataset": "partial", "seed": "0"})
+    table, metric, incomplete = report.cells(rows, systems, [0, 1, 2])
+    assert incomplete == ["partial"]
+    rank = report.ranks(table, metric, systems)
+    assert rank["auc"] == {"dagml": 1.5, "flaml": 1.5, "autogluon": 3}
+    assert rank["err"] == {"autogluon": 1, "dagml": 2, "flaml": 3}
+    norm = report.normalised(table, metric, systems)
+    assert norm["err"] == {"autogluon": 1.0, "dagml": pytest.approx(0.1 / 1.1), "flaml": 0.0}
+    assert report.wins_ties_losses(table, metric, "dagml", "autogluon") == (1, 0, 1)
+    assert report.wins_ties_losses(table, metric, "dagml", "flaml") == (0, 2, 0)
+    report.plot(norm, systems, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
