@@ -329,7 +329,7 @@ def _ensemble_row(config, finalists: list[dict], metric, prepared: dict, keys: R
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     y, groups = encode_target(df[recipe["target"]].iloc[rows], recipe), roles[rows]
     names = list(predictions)
-    weights, _ = ensemble.greedy_weights([predictions[n] for n in names], y, groups, metric)
+    weights, _ = ensemble.greedy_weights([predictions[n] for n in names], y, metric)
     chosen = {n: float(w) for n, w in zip(names, weights) if w > 0}
     if len(chosen) < 2:
         log.info("no ensemble: greedy selection keeps %s alone", ", ".join(chosen))

@@ -24,9 +24,8 @@ def test_greedy_selection_blends_members_whose_errors_differ():
     y = rng.normal(size=400)
     a, b = y + rng.normal(scale=0.5, size=400), y + rng.normal(scale=0.5, size=400)
     biased = y + 3.0
-    groups = np.array(["valid"] * 400)
     rmse = get_metric("rmse")
-    weights, score = ensemble.greedy_weights([a, b, biased], y, groups, rmse)
+    weights, score = ensemble.greedy_weights([a, b, biased], y, rmse)
     assert weights[0] > 0 and weights[1] > 0 and weights[2] == 0 and weights.sum() == pytest.approx(1.0)
     assert score == pytest.approx(rmse(y, ensemble.blend([a, b, biased], weights)))
     assert score < min(rmse(y, a), rmse(y, b))  # independent errors partly cancel
@@ -39,7 +38,7 @@ def test_greedy_selection_never_scores_worse_than_its_best_member():
     perfect = np.column_stack([1.0 - y, y.astype(float)])
     noise = rng.uniform(size=300)
     weights, score = ensemble.greedy_weights([perfect, np.column_stack([1 - noise, noise])], y,
-                                             np.array(["valid"] * 300), get_metric("log_loss"))
+                                             get_metric("log_loss"))
     assert weights.tolist() == [1.0, 0.0]
     assert score == pytest.approx(get_metric("log_loss")(y, perfect))
 
