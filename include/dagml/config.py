@@ -164,9 +164,18 @@ class FamilyEntry(_Strict):
 
 class Split(_Strict):
     test_size: float = Field(0.2, gt=0, lt=0.9)
-    validation: Literal["holdout", "kfold"] = "holdout"
+    validation: Literal["auto", "holdout", "kfold"] = Field("auto", description=(
+        "auto: kfold when the non-test rows are fewer than kfold_below (a validation split of a few "
+        "dozen rows lets the family that got lucky on them win), else holdout"))
     valid_size: float = Field(0.2, gt=0, lt=0.9, description="share of the non-test rows, for holdout")
     folds: int = Field(5, ge=2, le=20, description="for kfold")
+    kfold_below: int = Field(5000, ge=0, description="for auto: rows (not test) below which it is kfold")
+
+    def resolved(self, labelled_rows: int) -> str:
+        """holdout or kfold, for a partition with this many rows that have a target."""
+        if self.validation != "auto":
+            return self.validation
+        return "kfold" if labelled_rows * (1 - self.test_size) < self.kfold_below else "holdout"
 
 
 class Preprocessing(_Strict):

@@ -25,6 +25,9 @@ class Metric:
     greater_is_better: bool
     tasks: frozenset[str]
     needs_proba: bool = False
+    # one confident mistake can decide it (log loss): probabilities are shrunk toward uniform
+    # by the amount that scores best on validation rows (``best_shrinkage``)
+    punishes_confidence: bool = False
 
     def __call__(self, y_true, y_pred) -> float:
         import numpy as np
@@ -96,7 +99,7 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric("roc_auc", _roc_auc, True, _C, needs_proba=True),
-        Metric("log_loss", _log_loss, False, _C, needs_proba=True),
+        Metric("log_loss", _log_loss, False, _C, needs_proba=True, punishes_confidence=True),
         Metric("accuracy", _accuracy, True, _C),
         Metric("balanced_accuracy", _balanced_accuracy, True, _C),
         Metric("f1", _f1, True, _C),
@@ -114,3 +117,25 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     except KeyError:
         raise KeyError(f"unknown metric {name!r}; valid: {', '.join(sorted(METRICS))}") from None
+
+
+SHRINKAGE = (0.0, 1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1)
+
+
+def shrink(proba, alpha: float):
+    """Class probabilities pulled toward uniform: (1 - alpha) p + alpha / k (rows still sum to 1)."""
+    import numpy as np
+
+    proba = np.asarray(proba, dtype=float)
+    return proba if not alpha else (1 - alpha) * proba + alpha / proba.shape[1]
+
+
+def best_shrinkage(metric: Metric, y, proba) -> float:
+    """The shrinkage in SHRINKAGE that scores best on these (validation) rows; 0 for a metric
+    that a confident mistake cannot blow up. One number fitted on many rows: it keeps a family
+    whose probabilities are hard 0/1 (kNN with distance weights, small forests) from being
+    judged, or chosen, on a log loss that one wrong row makes absurd."""
+    if not metric.punishes_confidence:
+        return 0.0
+    scores = [(metric(y, shrink(proba, a)), a) for a in SHRINKAGE]
+    return min(scores)[1] if not metric.greater_is_better else max(scores)[1]

@@ -23,16 +23,19 @@ import tempfile
 from pathlib import Path
 
 from dagml.errors import DataError
+from dagml.families.base import Shrunk
 from dagml.store.artifacts import ArtifactStore, unpack
 
 MANIFEST = "manifest.json"
 
 
-def manifest(family: str, task: str, metric: str, recipe: dict, params: dict, origin: dict) -> dict:
-    """What an archive says of its model: the columns it needs and where it was trained."""
+def manifest(family: str, task: str, metric: str, recipe: dict, params: dict, origin: dict,
+             shrinkage: float = 0.0) -> dict:
+    """What an archive says of its model: the columns it needs, where it was trained, and how
+    much its class probabilities are shrunk toward uniform (``dagml.metrics.shrink``)."""
     return {"family": family, "task": task, "metric": metric, "features": recipe["features"],
             "numeric": recipe["numeric"], "categorical": recipe["onehot"] + recipe["ordinal"],
-            "classes": recipe.get("classes"), "params": params, **origin}
+            "classes": recipe.get("classes"), "params": params, "shrinkage": shrinkage, **origin}
 
 
 def write_archive(artifacts: ArtifactStore, uri: str, manifest: dict, preprocessor, model) -> str:
@@ -92,6 +95,8 @@ class Predictor:
         if manifest.get("kind") == ENSEMBLE:
             return EnsemblePredictor.load_members(manifest, folder)
         model = get_family(manifest["family"]).model_class.load(folder / "model")
+        if manifest.get("shrinkage"):
+            model = Shrunk(model, manifest["shrinkage"])
         return cls(manifest, joblib.load(folder / "preprocessor.joblib"), model)
 
     @property

@@ -25,7 +25,7 @@ from typing import Callable
 from dagml.budget import FamilyBudget
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family
-from dagml.metrics import Metric
+from dagml.metrics import Metric, best_shrinkage, shrink
 from dagml.prepare import Fold
 from dagml.time_limit import ChildFailed, call_with_time_limit
 from dagml.warm_start import grid_points
@@ -45,6 +45,7 @@ class SearchResult:
     # the best point's out-of-fold predictions: rows (positions in the partition) and values
     valid_rows: object = None
     valid_predictions: object = None
+    shrinkage: float = 0.0  # the best point's (see dagml.metrics.best_shrinkage)
 
 
 def _point(space_keys, point: dict) -> dict:
@@ -180,6 +181,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
                 return _fold_predictions(family, params, folds, task, n_classes, seed)
 
             predictions = call_with_time_limit(fit_folds, clock.remaining()) if family.hard_time_limit else fit_folds()
+            alpha = best_shrinkage(metric, np.concatenate([f.y_valid for f in folds]), np.concatenate(predictions))
+            predictions = [shrink(pred, alpha) for pred in predictions] if alpha else predictions
             score = float(np.mean([metric(fold.y_valid, pred) for fold, pred in zip(folds, predictions)]))
             if not math.isfinite(score):
                 raise ValueError(f"{metric.name} is {score}")
@@ -194,7 +197,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         elapsed = time.perf_counter() - started
         log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s",
                  name, of, metric.name, score, state["best"], elapsed)
-        return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed}
+        return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed,
+                "shrinkage": alpha}
 
     trials = _load_trials(trials_path)
     if trials is not None:
@@ -234,7 +238,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     if all(f.valid_rows is not None for f in folds):
         predictions = state.get("best_predictions")
         if predictions is None:  # the best trial ran before a retry: fit its point on the folds again
-            predictions = _fold_predictions(family, result.best_params, folds, task, n_classes, seed)
+            predictions = [shrink(p, result.shrinkage) if result.shrinkage else p for p in
+                           _fold_predictions(family, result.best_params, folds, task, n_classes, seed)]
         result.valid_rows = np.concatenate([f.valid_rows for f in folds])
         result.valid_predictions = np.concatenate(predictions)
     return result
@@ -288,6 +293,7 @@ def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchRe
     return SearchResult(
         best_params=_jsonable(space_eval(space, vals)), best_score=float(best["result"]["score"]),
         n_trials=len(rows), n_failed=len(failed), seconds=elapsed, trials=rows,
+        shrinkage=float(best["result"].get("shrinkage", 0.0)),
     )
 
 

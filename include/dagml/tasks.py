@@ -99,8 +99,9 @@ def profile(config: DatasetConfig, loaded: dict, keys: RunKeys, stores: Stores) 
     from dagml.profile import profile as check
 
     df = stores.artifacts.read_parquet(loaded["data_uri"])
+    labelled = int(df[config.target].notna().sum()) if config.target in df.columns else len(df)
     summary = check(df, config.target, config.task, config.metric, config.drop_columns,
-                    min_rows_per_class(config.split.validation, config.split.folds))
+                    min_rows_per_class(config.split.resolved(labelled), config.split.folds))
     stores.results.update_run(keys.dag_id, keys.partition, task=summary["task"], metric=summary["metric"],
                               profile=summary)
     log.info("profile: %s", summary)
@@ -114,13 +115,15 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
 
     df = stores.artifacts.read_parquet(loaded["data_uri"])
     task, split = summary["task"], config.split
-    roles = make_split(df[config.target], task, split.test_size, split.validation, split.valid_size,
+    validation = split.resolved(int(df[config.target].notna().sum()))
+    roles = make_split(df[config.target], task, split.test_size, validation, split.valid_size,
                        split.folds, config.seed)
     recipe = make_recipe(df, config.target, task, config.drop_columns, config.preprocessing.onehot_max_categories)
     split_uri = stores.artifacts.write_parquet(stores.load_uri(keys, loaded["load_id"], "split.parquet"),
                                                pd.DataFrame({"role": roles}))
     recipe_uri = stores.artifacts.write_json(stores.load_uri(keys, loaded["load_id"], "recipe.json"), recipe)
     counts = pd.Series(roles).value_counts().to_dict()
+    log.info("validation: %s%s", validation, f" ({split.folds} folds)" if validation == "kfold" else "")
     log.info("split %s; recipe: %d numeric, %d one-hot, %d ordinal, %d date columns; %d dropped", counts,
              len(recipe["numeric"]), len(recipe["onehot"]), len(recipe["ordinal"]), len(recipe["dates"]),
              len(recipe["dropped"]))
@@ -288,6 +291,10 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     started = time.perf_counter()
     model = family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed)
     fit_seconds = time.perf_counter() - started
+    if result.shrinkage:
+        from dagml.families.base import Shrunk
+
+        model = Shrunk(model, result.shrinkage)
 
     def score(role):
         X, y = data.rows(role, pre)
@@ -298,7 +305,8 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id}
     model_uri = stores.load_uri(keys, prepared["load_id"], family_key, "model.tar")
     sha = write_archive(stores.artifacts, model_uri, manifest(family_key, task, metric.name, recipe,
-                                                              result.best_params, origin), pre, model)
+                                                              result.best_params, origin, result.shrinkage),
+                        pre, model)
     row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,

@@ -15,7 +15,8 @@ def test_a_partition_above_the_threshold_trains_without_pandas(tmp_path, stores,
     _frame(n=400).to_csv(tmp_path / "d.csv", index=False)
     config = DatasetConfig.model_validate({
         "name": "big", "source": {"uri": str(tmp_path / "d.csv")}, "target": "y", "metric": "roc_auc",
-        "families": [{"name": "spark:linear", "max_evals": 2}], "spark": {"direct_read_mb": 0}})
+        "families": [{"name": "spark:linear", "max_evals": 2}], "spark": {"direct_read_mb": 0},
+        "split": {"validation": "holdout"}})  # one Spark job per fit: k-fold would be 5
     keys = tasks.RunKeys(config.dag_id, "2026-01-01", "r1")
     loaded = tasks.load(config, config.source.uri, keys, stores)
     prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)

@@ -34,6 +34,26 @@ class Model(ABC):
     def load(cls, folder: Path) -> Model: ...
 
 
+class Shrunk(Model):
+    """A classifier's probabilities shrunk toward uniform (``dagml.metrics.shrink``). The amount
+    is kept in the archive's manifest; the inner model saves and loads as its kind does."""
+
+    def __init__(self, inner: Model, alpha: float):
+        self.inner, self.alpha = inner, alpha
+
+    def predict(self, X):
+        from dagml.metrics import shrink
+
+        return shrink(self.inner.predict(X), self.alpha)
+
+    def save(self, folder: Path) -> None:
+        self.inner.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> Model:
+        raise TypeError("load the inner model with its family's model_class; the manifest has the shrinkage")
+
+
 class Family(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]
