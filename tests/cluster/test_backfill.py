@@ -1,4 +1,4 @@
-"""Backfills of a daily SQL-sourced dataset through Airflow's REST API, on the real cluster.
+"""Backfills of a daily SQL-sourced dataset through Airflow's REST API and CLI, on the real cluster.
 
 The config is tests/cluster/dags/configs_extra/sales.yaml (DAG automl__sales): each run reads one
 day of the `sales` table in the cluster's scratch warehouse (the connection `warehouse`). The
@@ -65,9 +65,22 @@ def _log_tails(cluster, run_id: str) -> str:
     return "\n".join(f"--- {p.relative_to(folder)}\n{p.read_text()[-1500:]}" for p in sorted(folder.rglob("*.log")))
 
 
-def _backfill(cluster, body: dict, timeout: float = 300) -> dict:
-    """Create a backfill, wait until Airflow marks it complete; its runs by logical day."""
-    backfill = cluster.request("POST", "/api/v2/backfills", body)
+def _backfill_cli(cluster, first: str, last: str, reprocess: str) -> dict:
+    """`airflow backfill create`, as the README shows it, against the cluster's metadata DB."""
+    env = {**os.environ, **cluster.env()}
+    airflow = Path(sys.executable).parent / "airflow"
+    done = subprocess.run([str(airflow), "backfill", "create", "--dag-id", DAG_ID, "--from-date", first,
+                           "--to-date", last, "--reprocess-behavior", reprocess, "--max-active-runs", "2"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    backfills = cluster.request("GET", f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"]
+    return max(backfills, key=lambda b: b["id"])
+
+
+def _backfill(cluster, body: dict | None = None, created: dict | None = None, timeout: float = 300) -> dict:
+    """Create a backfill through the REST API (or take one created), wait until Airflow marks it
+    complete; its runs by logical day."""
+    backfill = created or cluster.request("POST", "/api/v2/backfills", body)
     deadline = time.time() + timeout
     while cluster.request("GET", f"/api/v2/backfills/{backfill['id']}")["completed_at"] is None:
         assert time.time() < deadline, f"backfill {backfill['id']} not complete after {timeout} s"
@@ -142,11 +155,13 @@ def test_a_backfill_trains_each_day_and_a_reprocessing_backfill_rewrites_without
     load_tries = {d: _tries(cluster, first[d]["dag_run_id"])["load"] for d in RERUN}
     trials_before = {d: results.trials(DAG_ID, d, "sklearn:elastic_net") for d in RERUN}
 
-    # 2. late rows arrive for two older days, and a second backfill reprocesses their completed
-    # runs: Airflow clears and re-runs the same dag runs (same run ids, new tries); dagml rewrites
-    # those two partitions in place
+    # 2. late rows arrive for two older days, and a second backfill, made with the CLI, reprocesses
+    # their completed runs: Airflow clears and re-runs the same dag runs (same run ids, new tries);
+    # dagml rewrites those two partitions in place
     _add_late_rows(cluster, RERUN, LATE_ROWS)
-    second = _backfill(cluster, _body(RERUN[0], RERUN[-1], "completed"))
+    created = _backfill_cli(cluster, RERUN[0], RERUN[-1], "completed")
+    assert created["reprocess_behavior"] == "completed" and created["from_date"][:10] == RERUN[0]
+    second = _backfill(cluster, created=created)
     assert sorted(second) == DAYS  # no new Airflow run: the two were cleared and re-run
     for day in RERUN:
         assert second[day]["dag_run_id"] == first[day]["dag_run_id"]
