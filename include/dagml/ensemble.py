@@ -3,9 +3,9 @@
 Greedy selection with replacement: each round adds the member whose addition makes the running
 mean score best; after ``rounds`` rounds the weights are the counts of the best round's prefix
 divided by their sum, so the ensemble never scores worse on those rows than its best member.
-The rounds score the blend on all out-of-fold rows at once (one metric call per candidate: a
-metric call costs milliseconds, and there are rounds x members of them); the row's validation
-score is then the one every family is judged by (``fold_score``: per fold, averaged).
+Every round scores as every family is judged (``fold_score``: the metric per validation fold,
+averaged). Not on the folds pooled: each fold's models differ (a prior learned per fold is a
+different constant per fold), and pooled, a ranking metric rewards blending in those offsets.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ def blend(predictions: list, weights) -> np.ndarray:
     return sum(w * np.asarray(p, dtype=float) for w, p in zip(weights, predictions))
 
 
-def greedy_weights(predictions: list, y, metric: Metric, rounds: int = ROUNDS) -> tuple[np.ndarray, float]:
-    """(one weight per member, summing to 1; the blend's score on all rows). Ties go to the earlier
-    member, so finalists are passed best first."""
+def greedy_weights(predictions: list, y, groups, metric: Metric, rounds: int = ROUNDS) -> tuple[np.ndarray, float]:
+    """(one weight per member, summing to 1; the ensemble's score). Ties go to the earlier member,
+    so finalists are passed best first."""
     counts = np.zeros(len(predictions))
     total = np.zeros_like(np.asarray(predictions[0], dtype=float))
     best_counts, best = None, None
     for n in range(1, rounds + 1):
-        scores = [metric(y, (total + p) / n) for p in predictions]
+        scores = [fold_score(metric, y, (total + p) / n, groups) for p in predictions]
         pick = 0
         for i, s in enumerate(scores):
             if metric.better(s, scores[pick]):

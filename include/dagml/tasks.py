@@ -337,7 +337,7 @@ def _ensemble_row(config, finalists: list[dict], metric, prepared: dict, keys: R
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     y, groups = encode_target(df[recipe["target"]].iloc[rows], recipe), roles[rows]
     names = list(predictions)
-    weights, _ = ensemble.greedy_weights([predictions[n] for n in names], y, metric)
+    weights, _ = ensemble.greedy_weights([predictions[n] for n in names], y, groups, metric)
     chosen = {n: float(w) for n, w in zip(names, weights) if w > 0}
     if len(chosen) < 2:
         log.info("no ensemble: greedy selection keeps %s alone", ", ".join(chosen))
@@ -365,10 +365,12 @@ def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunK
     families (by validation score, with out-of-fold predictions) is possible. It competes like any
     row; building it failing is a failed row of its own, never the run's failure."""
     from dagml import ensemble
+    from dagml.config import BASELINE_FAMILY
     from dagml.selection import rank
 
+    # the baseline predicts a constant: it adds nothing a blend should rely on
     finalists = [r for r in rank(rows, metric) if r["status"] == "ok" and r.get("predictions_uri")
-                 and r["family"] != ensemble.FAMILY][:ensemble.MAX_FINALISTS]
+                 and r["family"] not in (ensemble.FAMILY, BASELINE_FAMILY)][:ensemble.MAX_FINALISTS]
     if len(finalists) < 2:
         log.info("no ensemble: %d family(ies) with out-of-fold predictions", len(finalists))
         return

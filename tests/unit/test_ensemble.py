@@ -25,7 +25,7 @@ def test_greedy_selection_blends_members_whose_errors_differ():
     a, b = y + rng.normal(scale=0.5, size=400), y + rng.normal(scale=0.5, size=400)
     biased = y + 3.0
     rmse = get_metric("rmse")
-    weights, score = ensemble.greedy_weights([a, b, biased], y, rmse)
+    weights, score = ensemble.greedy_weights([a, b, biased], y, np.array(["valid"] * 400), rmse)
     assert weights[0] > 0 and weights[1] > 0 and weights[2] == 0 and weights.sum() == pytest.approx(1.0)
     assert score == pytest.approx(rmse(y, ensemble.blend([a, b, biased], weights)))
     assert score < min(rmse(y, a), rmse(y, b))  # independent errors partly cancel
@@ -38,7 +38,7 @@ def test_greedy_selection_never_scores_worse_than_its_best_member():
     perfect = np.column_stack([1.0 - y, y.astype(float)])
     noise = rng.uniform(size=300)
     weights, score = ensemble.greedy_weights([perfect, np.column_stack([1 - noise, noise])], y,
-                                             get_metric("log_loss"))
+                                             np.array(["valid"] * 300), get_metric("log_loss"))
     assert weights.tolist() == [1.0, 0.0]
     assert score == pytest.approx(get_metric("log_loss")(y, perfect))
 
@@ -151,8 +151,7 @@ def test_the_ensemble_is_chosen_only_when_it_wins_on_validation(ensemble_run):
 
 
 def test_an_ensemble_of_one_member_is_not_offered(stores, tmp_path):
-    """With one family besides the baseline, greedy selection keeps the family alone (blending in a
-    constant prior does not change a ROC AUC): no ensemble row."""
+    """With one family besides the baseline (which is never a member), no ensemble row."""
     _frame().to_csv(tmp_path / "d.csv", index=False)
     from tests.unit.test_tasks import _config
 
@@ -168,3 +167,20 @@ def test_ensemble_false_offers_none(stores, tmp_path):
     keys, *_ = run_tasks(_config(tmp_path / "d.csv", families=["elastic_net", "knn"], ensemble=False,
                                  budget={"max_evals": 2}), stores)
     assert set(_rows(stores, keys)) == {"sklearn:elastic_net", "sklearn:knn", "sklearn:dummy"}
+
+
+def test_a_per_fold_constant_earns_no_weight():
+    """A prior learned per fold is a different constant on each fold: pooled, a ranking metric would
+    reward blending it in; scored per fold, as families are, it changes nothing."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 200)
+    groups = np.array(["fold0"] * 100 + ["fold1"] * 100)
+    p = np.clip(0.5 * y + rng.uniform(size=200) * 0.7, 0, 1)
+    p[100:] *= 0.3  # the second fold's model is less confident
+    member = np.column_stack([1 - p, p])
+    prior = np.where(groups == "fold0", 0.3, 0.7)
+    offset = np.column_stack([1 - prior, prior])
+    weights, _ = ensemble.greedy_weights([member, offset], y, groups, get_metric("roc_auc"))
+    assert weights.tolist() == [1.0, 0.0]
+    pooled = get_metric("roc_auc")
+    assert pooled(y, (member + offset) / 2) > pooled(y, member)  # what pooling would have rewarded
