@@ -71,6 +71,9 @@ def _sklearn(function: str):
 
 def _mlbench(spec: str):
     name, target = spec.split(":")
+    from dagml.families.r import _init_r
+
+    _init_r()  # loads R the way dagml does: LD_LIBRARY_PATH put back, so later subprocesses start
     import rpy2.robjects as ro
     from rpy2.robjects import pandas2ri
     from rpy2.robjects.conversion import localconverter
