@@ -91,7 +91,7 @@ def test_generated_dag_structure():
     assert dag.max_active_runs == 1 and "dagml" in dag.tags
     assert "```yaml" in dag.doc_md and "sklearn:svm" in dag.doc_md
     assert dag.default_args["retries"] == 1
-    assert set(dag.params) == {"partition", "max_evals", "seconds"}
+    assert set(dag.params) == {"partition", "max_evals", "seconds", "total_seconds"}
 
 
 @pytest.mark.parametrize("name, cron", [("wine", "0 0 * * 0"), ("diabetes", "0 0 * * *")])
