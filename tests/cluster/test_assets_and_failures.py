@@ -110,7 +110,7 @@ def _assert_champion_published(cluster, results: ResultsStore, dag_id: str, run_
     assert (published["source_dag_id"], published["source_task_id"]) == (dag_id, "publish_champion")
     assert published["name"] == uri
     assert published["extra"] == {k: champion[k] for k in ("family", "partition", "run_id", "metric", "test_score",
-                                                           "model_uri", "model_sha256")}
+                                                           "model_uri", "model_sha256", "refit_rows")}
     assert len(published["extra"]["model_sha256"]) == 64
     return published
 
