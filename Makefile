@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256
 EMBEDDED := . airflow_config/embedded.env
 DEMO_DAG ?= automl__breast_cancer
 
-# Debian packages: R and the R families' packages (CRAN is not needed), Java for Spark.
-DEBS := r-base-core r-cran-glmnet r-cran-ranger r-cran-gbm r-cran-e1071 openjdk-17-jre-headless
+# Debian packages: R and the R families' packages (CRAN is not needed), Java for Spark, Chromium for
+# the browser tests (Playwright drives it; nothing is downloaded).
+DEBS := r-base-core r-cran-glmnet r-cran-ranger r-cran-gbm r-cran-e1071 openjdk-17-jre-headless chromium
 
 .PHONY: install system-deps demo test bench bench-long clean cluster-up cluster-down bench-venvs bench-quality
 
