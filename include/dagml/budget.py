@@ -68,8 +68,7 @@ class SharedBudget(FamilyBudget):
         return min(own, self.cap) if self.cap else own
 
     def remaining(self) -> float:
-        self._tick()
-        self.ledger.spend(self.family, self.spent)
+        self._tick()  # the ledger is written by spend(), after each trial
         return self.allowance() - self.spent
 
     def spend(self) -> None:
