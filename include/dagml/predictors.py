@@ -22,6 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from dagml.columns import quoted
 from dagml.errors import DataError
 from dagml.families.base import Shrunk
 from dagml.store.artifacts import ArtifactStore, unpack
@@ -211,9 +212,9 @@ def check_input(df, features: list[str], numeric: list[str], categorical: list[s
 
     missing = [c for c in features if c not in df.columns]
     if missing:
-        has = [str(c) for c in df.columns]
-        has = ", ".join(has[:20]) + (f", ... ({len(has)} in all)" if len(has) > 20 else "") if has else "none"
-        raise DataError(f"input is missing {len(missing)} column(s) the model needs: {', '.join(missing)} "
+        has = list(df.columns)
+        has = quoted(has[:20]) + (f", ... ({len(has)} in all)" if len(has) > 20 else "") if has else "none"
+        raise DataError(f"input is missing {len(missing)} column(s) the model needs: {quoted(missing)} "
                         f"(its columns: {has})")
     X = df[features].copy()
     bad = []
@@ -225,14 +226,14 @@ def check_input(df, features: list[str], numeric: list[str], categorical: list[s
         if pd.api.types.is_numeric_dtype(s):
             continue
         if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
-            bad.append(f"{col} ({s.dtype})")
+            bad.append(f"{col!r} ({s.dtype})")
             continue
         as_text = s.where(s.isna(), s.astype(str).str.strip())
         as_text = as_text.mask(as_text == "")  # blank is missing, as in a CSV
         parsed = pd.to_numeric(as_text, errors="coerce")
         unparsed = as_text[parsed.isna() & as_text.notna()]
         if len(unparsed):
-            bad.append(f"{col} ({s.dtype}: {_examples(unparsed.tolist())})")
+            bad.append(f"{col!r} ({s.dtype}: {_examples(unparsed.tolist())})")
         else:
             X[col] = parsed.astype(float)
     if bad:

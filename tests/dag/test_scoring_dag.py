@@ -167,8 +167,8 @@ def test_input_missing_a_feature_column_fails_naming_it(trained, dag, capfd):
     root, config, stores = trained
     _write_input(root, "2026-03-04", _frame(10, seed=4, target=False).drop(columns=["x2"]))
     printed = _refused(dag, root, "2026-03-04", capfd)
-    assert "input is missing 1 column(s) the model needs: x2" in printed
-    with pytest.raises(DataError, match="input is missing 1 column.* needs: x2 "):
+    assert "input is missing 1 column(s) the model needs: 'x2'" in printed
+    with pytest.raises(DataError, match="input is missing 1 column.* needs: 'x2' "):
         scoring.score(config, str(root / "new" / "2026-03-04.csv"), str(root / "scored" / "d.csv"), "p", stores)
 
 
@@ -178,8 +178,8 @@ def test_a_numeric_column_with_text_fails_naming_it(trained, dag, capfd):
     new.loc[2, "x1"] = "twelve"
     _write_input(root, "2026-03-05", new)
     printed = _refused(dag, root, "2026-03-05", capfd)
-    assert "numeric feature column(s) hold values that are not numbers: x1 (" in printed
-    with pytest.raises(DataError, match=r"not numbers: x1 \(\w+: 'twelve'\)"):
+    assert "numeric feature column(s) hold values that are not numbers: 'x1' (" in printed
+    with pytest.raises(DataError, match=r"not numbers: 'x1' \(\w+: 'twelve'\)"):
         scoring.score(config, str(root / "new" / "2026-03-05.csv"), str(root / "scored" / "d.csv"), "p", stores)
 
 

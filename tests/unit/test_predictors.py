@@ -38,7 +38,7 @@ def test_missing_columns_are_all_named():
     df = _train().drop(columns=["x2", "city"]).assign(customer_id=1)
     with pytest.raises(DataError) as err:
         _predictor().predictions(df)
-    assert "input is missing 2 column(s) the model needs: x2, city" in str(err.value)
+    assert "input is missing 2 column(s) the model needs: 'x2', 'city'" in str(err.value)
     assert "customer_id" in str(err.value)  # what the input has instead
 
 
@@ -49,12 +49,12 @@ def test_numeric_columns_with_text_are_named_with_their_dtypes():
         _predictor().predict(df)
     message = str(err.value)
     assert message.startswith("numeric feature column(s) hold values that are not numbers:")
-    assert "x1 (object: 'abc')" in message and "x2 (object: '1,5', 'n/a')" in message
+    assert "'x1' (object: 'abc')" in message and "'x2' (object: '1,5', 'n/a')" in message
 
 
 def test_a_datetime_in_a_numeric_column_is_named():
     df = _train().assign(x2=pd.Timestamp("2026-01-01"))
-    with pytest.raises(DataError, match=r"x2 \(datetime64"):
+    with pytest.raises(DataError, match=r"'x2' \(datetime64"):
         _predictor().predict(df)
 
 
@@ -111,7 +111,7 @@ def test_old_archives_without_the_lists_take_them_from_the_preprocessor():
     assert old.categorical_features == ["colour", "city"]
     df = _train().astype({"x2": object})
     df.loc[3, "x2"] = "four"
-    with pytest.raises(DataError, match=r"x2 \(object: 'four'\)"):
+    with pytest.raises(DataError, match=r"'x2' \(object: 'four'\)"):
         old.predict(df)
 
 
