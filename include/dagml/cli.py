@@ -101,10 +101,6 @@ def list_datasets(configs: ConfigsOption = None):
         err.print(f"[red]invalid[/] {e}", soft_wrap=True)
 
 
-def _short_params(params: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(params.items()))
-
-
 @app.command()
 def leaderboard(
     dataset: Annotated[str, typer.Argument(help="dataset name or dag_id")],
@@ -115,9 +111,8 @@ def leaderboard(
     """The leaderboard of a dataset's latest run (or of one partition)."""
     from rich.markup import escape
 
-    from dagml.metrics import get_metric
+    from dagml import leaderboard as board
     from dagml.report import stored_model
-    from dagml.selection import rank
 
     config = _dataset(dataset, configs)
     results = _results()
@@ -125,32 +120,19 @@ def leaderboard(
     if run is None:
         err.print(f"no runs recorded for {config.dag_id}" + (f" at {partition}" if partition else ""))
         raise typer.Exit(1)
-    rows = results.leaderboard(config.dag_id, run["partition"], run["run_id"])
-    rows = rank(rows, get_metric(run["metric"])) if run.get("metric") else rows
     champ = results.champion(config.dag_id)
+    doc = board.document(run, results.leaderboard(config.dag_id, run["partition"], run["run_id"]), champ)
     if as_json:
-        keep = ("family", "status", "error", "metric", "params", "val_score", "test_score", "fit_seconds",
-                "n_trials", "n_failed_trials", "model_uri", "model_sha256")
-        champion_keys = ("family", "partition", "run_id", "test_score", "model_uri", "model_sha256", "refit_rows",
-                         "refit_error", "compared_model_uri", "compared_model_sha256")
-        doc = {"dag_id": config.dag_id, "partition": run["partition"], "run_id": run["run_id"],
-               "status": run["status"], "error": run["error"], "failed_task": run["failed_task"],
-               "metric": run["metric"], "selected": run["selected_family"], "promoted": run["promoted"],
-               "promotion_reason": run["promotion_reason"],
-               "rows": [{k: r[k] for k in keep} for r in rows],
-               "champion": {k: champ[k] for k in champion_keys} if champ else None}
         print(json.dumps(doc, indent=2, default=str))
         return
     table = Table(title=f"{config.dag_id} · {run['partition']} · {run['status']} · metric {run['metric']}")
-    for col in ("#", "family", "status", "validation", "test", "fit s", "trials", "best hyperparameters / error"):
-        table.add_column(col, overflow="fold")
-    for i, r in enumerate(rows, 1):
-        ok = r["status"] == "ok"
-        params = _short_params(r["params"]) if ok else r["error"]
-        table.add_row(str(i), r["family"], r["status"], f"{r['val_score']:.5f}" if ok else "",
-                      f"{r['test_score']:.5f}" if ok else "", f"{r['fit_seconds']:.2f}" if ok else "",
-                      str(r["n_trials"] or ""), params, style=None if ok else "red")
+    for header, _ in board.CELLS:
+        table.add_column(header, overflow="fold", justify="right" if header in board.NUMERIC else "left")
+    for entry in doc["rows"]:
+        table.add_row(*map(escape, board.cells(entry)), style=None if entry["status"] == "ok" else "red")
     out.print(table)
+    if run.get("trigger"):
+        out.print(f"trigger: {escape(board.trigger_text(run['trigger']))}", soft_wrap=True)
     if run["status"] == "failed":
         err.print(f"[red]failed[/]: {run['error']}", soft_wrap=True)
     elif run.get("promotion_reason"):

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from dagml import trigger
 from dagml.config import ConfigError, DatasetConfig, load_configs, load_one
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: doc_md is built at every parse
 QUEUES = {"sklearn": "default", "r": "r", "spark": "spark"}
 SEARCH_KINDS = tuple(QUEUES)
-PARTITION_PATTERN = r"^[A-Za-z0-9_.=:+-]{1,200}$"  # dagml.partitions.KEY, which is not imported at parse time
+PARTITION_PATTERN = trigger.PARTITION_PATTERN
 
 
 # The validated config of every DAG this process built. A task process parses its DAG file
@@ -27,12 +28,8 @@ _CONFIGS: dict[str, DatasetConfig] = {}
 
 
 def _effective_config(config: DatasetConfig, params: dict) -> DatasetConfig:
-    """The config as validated at parse time, with any budget the trigger form overrode."""
-    override = {k: params[k] for k in ("max_evals", "seconds", "total_seconds") if params.get(k) is not None}
-    if not override:
-        return config
-    families = [f.model_copy(update={k: None for k in override if k != "total_seconds"}) for f in config.families]
-    return config.model_copy(update={"budget": config.budget.model_copy(update=override), "families": families})
+    """The config as validated at parse time, with the trigger form's values for this run."""
+    return trigger.apply(config, params)
 
 
 def timetable_for(schedule):
@@ -113,7 +110,7 @@ def _load() -> dict:
     with failing_at_once():
         context, config, partition, _ = _context_and_keys()
         rendered = rendered_source(context, config.source, partition)
-    return _run("load", **rendered)
+    return _run("load", trigger=trigger.recorded(context["params"]), **rendered)
 
 
 def _wait_for_source():
@@ -161,7 +158,14 @@ def _prepare(loaded: dict, summary: dict) -> dict:
 def _search(prepared: dict, family: str) -> dict:
     from airflow.sdk import get_current_context
 
-    get_current_context()["family"] = family  # labels the mapped instance in the UI
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    context = get_current_context()
+    context["family"] = family  # labels the mapped instance in the UI
+    with failing_at_once():
+        chosen = [f.name for f in _effective_config(_CONFIGS[context["dag"].dag_id], context["params"]).families]
+    if family not in chosen:  # the mapping is fixed at parse time; the form chose fewer
+        raise AirflowSkipException(f"{family} is not among the trigger form's families for this run")
     return _run("search_family", family_key=family, prepared=prepared)
 
 
@@ -212,16 +216,7 @@ def build_dag(config: DatasetConfig):
         tags=["dagml", *config.tags],
         default_args={"owner": config.owner, "retries": config.retries, "retry_delay": config.retry_delay,
                       "on_failure_callback": _record_failure},
-        params={
-            "partition": Param(None, type=["null", "string"], pattern=PARTITION_PATTERN, description=(
-                "The partition to train on, e.g. 2026-01-05 (blank: the schedule's latest completed interval)")),
-            "max_evals": Param(None, type=["null", "integer"], minimum=1,
-                               description="Evaluations per family for this run (blank: the config's budget)"),
-            "seconds": Param(None, type=["null", "number"], exclusiveMinimum=0,
-                             description="Seconds per family search for this run (blank: the config's budget)"),
-            "total_seconds": Param(None, type=["null", "number"], exclusiveMinimum=0, description=(
-                "Search seconds for the whole run, shared by its families (blank: the config's budget)")),
-        },
+        params={name: Param(**field) for name, field in trigger.form(config).items()},
         render_template_as_native_obj=False,
     ) as dag:
         first = loaded = task(task_id="load")(_load)()

@@ -71,13 +71,14 @@ def source_ready(config: DatasetConfig, source_uri: str | None, parameters: dict
 
 
 def load(config: DatasetConfig, source_uri: str | None, keys: RunKeys, stores: Stores,
-         parameters: dict | None = None) -> dict:
+         parameters: dict | None = None, trigger: dict | None = None) -> dict:
     """Read the partition (``source_uri``, or the SQL query with ``parameters`` bound) and store it
-    once as Parquet. A query's rows are streamed to the file a chunk at a time."""
+    once as Parquet. A query's rows are streamed to the file a chunk at a time. ``trigger`` (the
+    form's values) is recorded with the run."""
     from dagml import sources
 
     stores.results.migrate()
-    stores.results.start_run(keys.dag_id, keys.partition, keys.run_id)
+    stores.results.start_run(keys.dag_id, keys.partition, keys.run_id, trigger=trigger)
     load_id = f"load-{uuid.uuid4().hex[:12]}"
     target = stores.load_uri(keys, load_id, "data.parquet")
     if config.source.sql is not None:
@@ -387,7 +388,8 @@ def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunK
 def select(config: DatasetConfig, keys: RunKeys, stores: Stores, prepared: dict | None = None) -> dict:
     """Choose the run's best row by validation score; with ``prepared`` (and ``ensemble`` on), an
     ``ensemble:greedy`` row competes too."""
-    from dagml.selection import choose, rank
+    from dagml import leaderboard as board
+    from dagml.selection import choose
 
     run = stores.results.run(keys.dag_id, keys.partition)
     if run is None or run["run_id"] != keys.run_id or not run.get("metric"):
@@ -410,23 +412,47 @@ def select(config: DatasetConfig, keys: RunKeys, stores: Stores, prepared: dict 
         reasons = "; ".join(f"{r['family']}: {r['error']}" for r in rows)
         raise FamilyFailed(f"every family failed, nothing to promote: {reasons}")
     stores.results.update_run(keys.dag_id, keys.partition, selected_family=best["family"])
-    for i, r in enumerate(rank(rows, metric), 1):
-        log.info("%d. %-32s %s val %s test %s", i, r["family"], r["status"], r.get("val_score"), r.get("test_score"))
+    for entry in board.entries(rows, metric.name, best["family"]):
+        log.info("%s", " | ".join(board.cells(entry)))
     return {k: best[k] for k in ("family", "val_score", "test_score", "fit_seconds", "model_uri", "model_sha256")}
 
 
-def _test_score(predictor, df, roles, recipe, metric) -> float:
+def _raw(predictor, frame, recipe: dict):
+    """Values (regression) or class probabilities in this run's class order: a champion from
+    another partition may know other classes, so align on this run's."""
     import numpy as np
 
+    if recipe.get("classes") is None:
+        return predictor.predict_raw(frame)
+    proba = predictor.predict_proba(frame).reindex(columns=recipe["classes"], fill_value=0.0)
+    return np.asarray(proba, dtype=float)
+
+
+def _test_score(predictor, df, roles, recipe, metric) -> float:
     from dagml.prepare import encode_target
 
     test = df[roles == "test"]
-    y = encode_target(test[recipe["target"]], recipe)
-    if recipe.get("classes") is None:
-        return metric(y, predictor.predict_raw(test))
-    # a champion from another partition may know other classes: align on this run's
-    proba = predictor.predict_proba(test).reindex(columns=recipe["classes"], fill_value=0.0)
-    return metric(y, np.asarray(proba, dtype=float))
+    return metric(encode_target(test[recipe["target"]], recipe), _raw(predictor, test, recipe))
+
+
+def _record_diagnostics(config, family: str, predictor, df, roles, recipe: dict, metric, keys: RunKeys,
+                        stores: Stores) -> None:
+    """The chosen model's diagnostics on this run's test rows, stored once with the run. Failing
+    to compute them is logged and recorded as their error, never the run's failure."""
+    from dagml import diagnostics
+    from dagml.prepare import encode_target
+
+    test = df[roles == "test"]
+    started = time.perf_counter()
+    try:
+        with one_thread():
+            values = diagnostics.compute(lambda frame: _raw(predictor, frame, recipe), test[recipe["features"]],
+                                         encode_target(test[recipe["target"]], recipe), recipe, metric, config.seed)
+    except Exception as exc:
+        log.exception("the diagnostics of %s could not be computed", family)
+        values = {"error": f"{type(exc).__name__}: {exc}"}
+    stores.results.record_diagnostics(keys.dag_id, keys.partition, keys.run_id, family, values)
+    log.info("diagnostics of %s on %d test rows in %.1f s", family, len(test), time.perf_counter() - started)
 
 
 def _decide(config: DatasetConfig, keys: RunKeys, current: dict | None, challenger_score: float, metric,
@@ -549,7 +575,9 @@ def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKey
     def score(model_uri: str, sha256: str) -> float:
         return _test_score(load_verified(stores.artifacts, model_uri, sha256), df, roles, recipe, metric)
 
-    challenger_score = score(selection["model_uri"], selection["model_sha256"])
+    challenger = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"])
+    challenger_score = _test_score(challenger, df, roles, recipe, metric)
+    _record_diagnostics(config, selection["family"], challenger, df, roles, recipe, metric, keys, stores)
     refit = None  # fit once, when first promoted: a lost compare-and-swap decides again, not refits
     for _ in range(10):
         current = stores.results.champion(keys.dag_id)
@@ -589,7 +617,8 @@ def report(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores
     run = stores.results.run(keys.dag_id, keys.partition)
     rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
     trials = {r["family"]: stores.results.trials(keys.dag_id, keys.partition, r["family"]) for r in rows}
-    html = render_report(config, run, rows, trials, promotion, partition_history(stores.results, keys.dag_id))
+    html = render_report(config, run, rows, trials, promotion, partition_history(stores.results, keys.dag_id),
+                         stores.results.diagnostics(keys.dag_id, keys.partition, keys.run_id))
     uri = stores.artifacts.write_bytes(stores.uri(keys, "report.html"), html.encode())
     stores.results.update_run(keys.dag_id, keys.partition, status="success", report_uri=uri,
                               finished_at=datetime.now(timezone.utc))

@@ -91,7 +91,29 @@ def test_generated_dag_structure():
     assert dag.max_active_runs == 1 and "dagml" in dag.tags
     assert "```yaml" in dag.doc_md and "sklearn:svm" in dag.doc_md
     assert dag.default_args["retries"] == 1
-    assert set(dag.params) == {"partition", "max_evals", "seconds", "total_seconds"}
+
+    # the trigger form, as the UI reads it: the serialised Params (choices fixed at parse time)
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    served = DagSerialization.from_dict(DagSerialization.to_dict(dag)).params
+    form = {name: served.get_param(name).dump() for name in served}
+    assert list(form) == ["partition", "test_size", "seed", "families", "metric", "total_seconds", "max_evals",
+                          "seconds", "note"]
+    assert all(p["schema"].get("title") and p["schema"].get("section") and p["description"] for p in form.values())
+    families = form["families"]
+    configured = ["sklearn:elastic_net", "sklearn:random_forest", "sklearn:extra_trees",
+                  "sklearn:hist_gradient_boosting", "sklearn:svm", "sklearn:knn", "sklearn:dummy"]
+    assert families["value"] == configured and families["schema"]["examples"] == configured
+    assert families["schema"]["type"] == "array" and set(families["schema"]["values_display"]) == set(configured)
+    metric = form["metric"]  # a binary dataset offers the classification metrics only
+    assert metric["value"] == "roc_auc"
+    assert metric["schema"]["enum"] == ["roc_auc", "log_loss", "accuracy", "balanced_accuracy", "f1"]
+    assert form["test_size"]["value"] == 0.25 and form["test_size"]["schema"]["exclusiveMaximum"] == 0.9
+    assert form["seed"]["schema"]["type"] == "integer"
+    for budget in ("max_evals", "seconds", "total_seconds"):  # blank: the config's budget
+        assert form[budget]["value"] is None and "maximum" in form[budget]["schema"]
+    regression = _dagbag(DAGS).dags["automl__diabetes"].params.get_param("metric").schema
+    assert regression["enum"] == ["rmse", "mae", "r2"]
 
 
 @pytest.mark.parametrize("name, cron", [("wine", "0 0 * * 0"), ("diabetes", "0 0 * * *")])

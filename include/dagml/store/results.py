@@ -41,6 +41,7 @@ runs = sa.Table(
     sa.Column("champion_partition", sa.String(250)),
     sa.Column("refit_rows", sa.Integer),  # the model this run promoted was refit on so many rows
     sa.Column("refit_error", sa.Text),  # why a refit failed (the compared model was kept)
+    sa.Column("trigger", sa.JSON),  # the trigger form's values this run used (dagml.trigger.recorded)
 )
 
 leaderboard = sa.Table(
@@ -123,6 +124,18 @@ search_budget = sa.Table(
     sa.Column("spent", sa.Float, nullable=False),
     sa.Column("done", sa.Boolean, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+
+# The chosen model's diagnostics on the run's test rows (dagml.diagnostics), computed once by promote.
+diagnostics = sa.Table(
+    "dagml_diagnostics", metadata,
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("partition", sa.String(250), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("family", sa.String(100), nullable=False),
+    sa.Column("diagnostics", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )
 
 
@@ -255,6 +268,21 @@ class ResultsStore:
                     if len(out) == limit:
                         break
         return out
+
+    # diagnostics of a run's chosen model
+    def record_diagnostics(self, dag_id: str, partition: str, run_id: str, family: str, values: dict) -> None:
+        self._upsert(diagnostics, {"dag_id": dag_id, "partition": partition},
+                     {"run_id": run_id, "family": family, "diagnostics": values, "created_at": _now()})
+
+    def diagnostics(self, dag_id: str, partition: str, run_id: str | None = None) -> dict | None:
+        """The diagnostics of the model a partition's run chose (``dagml.diagnostics.compute``'s
+        dict), or None when that run recorded none (it failed first, or ran before dagml kept them)."""
+        query = diagnostics.select().where(diagnostics.c.dag_id == dag_id, diagnostics.c.partition == partition)
+        if run_id is not None:
+            query = query.where(diagnostics.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return row.diagnostics if row else None
 
     # the shared search budget
     def budget_start(self, dag_id: str, partition: str, load_id: str, family: str) -> float:
