@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from exchange import PREDICTION, TARGET, read_split, write_info  # noqa: E402
+import variants  # noqa: E402
 
 # The metric each system optimises is the one it is scored by.
 AUTOGLUON_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "root_mean_squared_error"}
@@ -168,7 +169,8 @@ def run_dagml(train, test, task, budget, seed, workdir, families=None):
 
     details = {"champion": champion["family"], "families": [e.name for e in config.families],
                "dagml": str(Path(dagml.__file__).parent),
-               "budget": config.budget.model_dump()}
+               "budget": config.budget.model_dump(),
+               "after": lambda folder: variants.write(stores, keys, DAGML_METRIC[task], test, folder)}
     if task == "regression":
         return _frame({PREDICTION: out[PREDICTION].to_numpy()}, [PREDICTION], test.index), details
     cols = [c for c in out.columns if c.startswith("proba_")]
@@ -217,7 +219,13 @@ def main() -> None:
         (workdir / "train.parquet").write_bytes((args.folder / "train.parquet").read_bytes())
         extra = {"families": args.dagml_families.split(",")} if args.system == "dagml" and args.dagml_families else {}
         predictions, details = SYSTEMS[args.system](train, test, args.task, args.budget, args.seed, workdir, **extra)
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        after = details.pop("after", None)
+        if after is not None:  # off the clock: the ablation predictions of bench/quality/variants.py
+            try:
+                after(args.folder)
+            except Exception as exc:  # noqa: BLE001 - an ablation never costs the system its result
+                print(f"variants: {type(exc).__name__}: {exc}", file=sys.stderr)
     predictions.to_parquet(args.folder / f"{args.system}.predictions.parquet")
     write_info(args.folder / f"{args.system}.info.json",
                {"system": args.system, "digests": digests, "fit_seconds": seconds, "details": details,
