@@ -170,7 +170,7 @@ def run_dagml(train, test, task, budget, seed, workdir, families=None):
     details = {"champion": champion["family"], "families": [e.name for e in config.families],
                "dagml": str(Path(dagml.__file__).parent),
                "budget": config.budget.model_dump(),
-               "after": lambda folder: variants.write(stores, keys, DAGML_METRIC[task], test, folder)}
+               "after": lambda folder: variants.write(stores, keys, DAGML_METRIC[task], test, folder, prepared)}
     if task == "regression":
         return _frame({PREDICTION: out[PREDICTION].to_numpy()}, [PREDICTION], test.index), details
     cols = [c for c in out.columns if c.startswith("proba_")]

@@ -34,7 +34,29 @@ def _proba_frame(out, index):
     return pd.DataFrame(out[cols].to_numpy(), columns=[c.removeprefix("proba_") for c in cols], index=index)
 
 
-def write(stores, keys, metric_name: str, test, folder: Path) -> None:
+def fold_scores(stores, prepared: dict, rows: list[dict], metric) -> dict[str, list[float]]:
+    """{family: its score on each validation fold} from the stored out-of-fold predictions."""
+    import numpy as np
+
+    from dagml.ensemble import aligned
+    from dagml.prepare import encode_target
+
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    out = {}
+    for r in rows:
+        if r["status"] != "ok" or not r.get("predictions_uri"):
+            continue
+        positions, predictions = aligned({r["family"]: stores.artifacts.read_parquet(r["predictions_uri"])})
+        y, groups = encode_target(df[recipe["target"]].iloc[positions], recipe), roles[positions]
+        values = predictions[r["family"]]
+        out[r["family"]] = [float(metric(y[groups == g], values[groups == g])) for g in np.unique(groups)]
+    return out
+
+
+def write(stores, keys, metric_name: str, test, folder: Path, prepared: dict | None = None) -> None:
+    from dagml.families import REGISTRY
     from dagml.metrics import get_metric
     from dagml.predictors import load_verified
 
@@ -56,7 +78,10 @@ def write(stores, keys, metric_name: str, test, folder: Path) -> None:
     for name, (uri, sha) in models.items():
         predictor = load_verified(stores.artifacts, uri, sha)
         _proba_frame(predictor.predictions(test), test.index).to_parquet(out / f"{name.replace(':', '__')}.parquet")
-    board = [{k: r.get(k) for k in ("family", "status", "val_score", "test_score", "n_trials", "search_seconds")}
+    folds = fold_scores(stores, prepared, rows, get_metric(metric_name)) if prepared else {}
+    board = [{**{k: r.get(k) for k in ("family", "status", "val_score", "test_score", "fit_seconds", "n_trials",
+                                        "search_seconds", "params")},
+              "cost": getattr(REGISTRY.get(r["family"]), "cost", None), "fold_scores": folds.get(r["family"])}
              for r in rows]
     (out / "leaderboard.json").write_text(json.dumps(board, indent=1, default=str))
 
