@@ -6,6 +6,7 @@ Only the DAG's shape is built here, at parse time: the task callables import
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 from dagml import trigger
 from dagml.config import ConfigError, DatasetConfig, load_configs, load_one
 
+log = logging.getLogger("dagml.factory")
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: doc_md is built at every parse
 QUEUES = {"sklearn": "default", "r": "r", "spark": "spark"}
 SEARCH_KINDS = tuple(QUEUES)
@@ -158,14 +160,16 @@ def _prepare(loaded: dict, summary: dict) -> dict:
 def _search(prepared: dict, family: str) -> dict:
     from airflow.sdk import get_current_context
 
-    from airflow.sdk.exceptions import AirflowSkipException
-
     context = get_current_context()
     context["family"] = family  # labels the mapped instance in the UI
     with failing_at_once():
         chosen = [f.name for f in _effective_config(_CONFIGS[context["dag"].dag_id], context["params"]).families]
-    if family not in chosen:  # the mapping is fixed at parse time; the form chose fewer
-        raise AirflowSkipException(f"{family} is not among the trigger form's families for this run")
+    if family not in chosen:
+        # The mapping is fixed at parse time and the form chose fewer families. It ends as a success
+        # with nothing searched, not as skipped: select's trigger rule reads a skipped upstream as
+        # "not done" and would skip the run's selection.
+        log.info("%s is not among this run's families (the trigger form's): nothing searched", family)
+        return {"family": family, "not_chosen": True}
     return _run("search_family", family_key=family, prepared=prepared)
 
 
