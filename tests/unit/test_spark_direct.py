@@ -43,3 +43,46 @@ def test_a_partition_above_the_threshold_trains_without_pandas(tmp_path, stores,
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     rescored = tasks._test_score(predictor, df, roles, recipe, get_metric("roc_auc"))
     assert rescored == pytest.approx(summary["test_score"], abs=1e-9)
+
+
+def test_the_direct_path_applies_the_recipes_column_rules(tmp_path, stores):
+    """Infinite values are missing and a date column becomes its parts, as on the pandas path:
+    here the label is the date's half of the year, so only the date parts can predict it."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 400
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 366, n), unit="D")
+    noise = rng.normal(size=n)
+    noise[::10] = np.inf  # a tenth of the noise column is infinite
+    pd.DataFrame({"day": days.strftime("%d/%m/%Y"), "noise": noise,
+                  "y": (days.month >= 7).astype(int)}).to_csv(tmp_path / "d.csv", index=False)
+    config = DatasetConfig.model_validate({
+        "name": "dated", "source": {"uri": str(tmp_path / "d.csv")}, "target": "y", "metric": "roc_auc",
+        "families": [{"name": "spark:gbt", "max_evals": 1}], "spark": {"direct_read_mb": 0},
+        "split": {"validation": "holdout"}})
+    keys = tasks.RunKeys(config.dag_id, "2026-01-01", "r1")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    assert recipe["dates"] == ["day"] and recipe["date_formats"] == {"day": "%d/%m/%Y"}
+
+    summary = tasks.search_family(config, "spark:gbt", prepared, keys, stores)
+
+    assert summary["test_score"] > 0.95  # the month decides the label: the date parts reached the trees
+    row = stores.results.leaderboard(keys.dag_id, keys.partition)[0]
+    predictor = load_verified(stores.artifacts, row["model_uri"], row["model_sha256"])
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    rescored = tasks._test_score(predictor, df, roles, recipe, get_metric("roc_auc"))
+    assert rescored == pytest.approx(summary["test_score"], abs=1e-9)  # scoring pandas rows later agrees
+
+
+def test_strftime_formats_become_spark_patterns():
+    from dagml.families.spark import spark_pattern
+
+    assert spark_pattern("%d/%m/%Y") == "dd/MM/yyyy"
+    assert spark_pattern("%Y-%m-%dT%H:%M:%S") == "yyyy-MM-dd'T'HH:mm:ss"
+    with pytest.raises(ValueError, match="%j"):
+        spark_pattern("%Y-%j")

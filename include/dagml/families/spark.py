@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
+from dagml.columns import DATE_PARTS
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family, Model
 from dagml.families.base import hyperopt_parts as _hp
@@ -64,15 +65,24 @@ class SparkRows:
         self.df, self.shape, self.recipe, self.scale = df, (n_rows, len(recipe["features"])), recipe, scale
 
     def preprocessing(self) -> list:
-        """The recipe in Spark ML: median imputation, one-hot or ordinal codes, optional scaling."""
-        from pyspark.ml.feature import Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+        """The recipe in Spark ML, with the pandas path's column rules: infinite values are
+        missing, date columns become year, month, day of week, days since 1970-01-01 and a
+        missing flag; median imputation, one-hot or ordinal codes, optional scaling."""
+        from pyspark.ml.feature import (Imputer, OneHotEncoder, SQLTransformer, StandardScaler, StringIndexer,
+                                        VectorAssembler)
 
         r = self.recipe
         stages, inputs = [], []
-        if r["numeric"]:
-            imputed = [f"{c}__imputed" for c in r["numeric"]]
-            stages.append(Imputer(strategy="median", inputCols=r["numeric"], outputCols=imputed))
+        derived = [*_finite_columns(r["numeric"]), *_date_columns(r.get("dates", []), r.get("date_formats") or {})]
+        if derived:
+            stages.append(SQLTransformer(statement=f"SELECT *, {', '.join(derived)} FROM __THIS__"))
+        dates = [f"{c}__{part}" for c in r.get("dates", []) for part in DATE_PARTS]
+        numeric = [f"{c}__finite" for c in r["numeric"]] + dates
+        if numeric:
+            imputed = [f"{c}__imputed" for c in numeric]
+            stages.append(Imputer(strategy="median", inputCols=numeric, outputCols=imputed))
             inputs += imputed
+        inputs += [f"{c}__missing" for c in r.get("dates", [])]
         for col in r["onehot"] + r["ordinal"]:
             stages.append(StringIndexer(inputCol=col, outputCol=f"{col}__index", handleInvalid="keep",
                                         stringOrderType="alphabetAsc"))
@@ -87,6 +97,62 @@ class SparkRows:
         if self.scale:
             stages.append(StandardScaler(inputCol=assembled, outputCol="features", withMean=True, withStd=True))
         return stages
+
+
+def _quoted(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _finite_columns(columns) -> list[str]:
+    """SQL giving ``<c>__finite``: the column as a double, infinite values as missing."""
+    out = []
+    for c in columns:
+        value = f"CAST({_quoted(c)} AS DOUBLE)"
+        out.append(f"CASE WHEN abs({value}) = CAST('Infinity' AS DOUBLE) THEN NULL ELSE {value} END "
+                   f"AS {_quoted(c + '__finite')}")
+    return out
+
+
+# strftime directives (what dagml.columns detects) and their Spark datetime patterns
+_SPARK_PATTERN = {"%Y": "yyyy", "%y": "yy", "%m": "MM", "%d": "dd", "%H": "HH", "%I": "hh", "%M": "mm", "%S": "ss",
+                  "%f": "SSSSSS", "%p": "a", "%b": "MMM", "%B": "MMMM", "%a": "EEE", "%A": "EEEE", "%z": "Z",
+                  "%%": "%"}
+
+
+def spark_pattern(fmt: str) -> str:
+    """A strftime format as a Spark datetime pattern (literal letters quoted); ValueError names
+    a directive Spark has no pattern for."""
+    import re
+
+    out = []
+    for token in re.findall(r"%.|[A-Za-z]+|[^%A-Za-z]+", fmt):
+        if token.startswith("%"):
+            if token not in _SPARK_PATTERN:
+                raise ValueError(f"date format {fmt!r}: {token} has no Spark datetime pattern")
+            out.append(_SPARK_PATTERN[token])
+        elif token.isalpha():
+            out.append(f"'{token}'")
+        else:
+            out.append(token.replace("'", "''"))
+    return "".join(out)
+
+
+def _date_columns(columns, formats: dict) -> list[str]:
+    """SQL giving ``<c>__year|month|day_of_week|days_since_1970|missing`` as ``dagml.dates`` does
+    on pandas (Monday is day 0; days count the time of day as a fraction)."""
+    out = []
+    for c in columns:
+        fmt = formats.get(c)
+        if fmt in (None, "ISO8601"):
+            ts = f"try_to_timestamp(CAST({_quoted(c)} AS STRING))"
+        else:
+            ts = f"try_to_timestamp(CAST({_quoted(c)} AS STRING), '{spark_pattern(fmt)}')"
+        parts = {"year": f"year({ts})", "month": f"month({ts})", "day_of_week": f"(dayofweek({ts}) + 5) % 7",
+                 "days_since_1970": f"datediff(to_date({ts}), DATE'1970-01-01') + "
+                                    f"(hour({ts}) * 3600 + minute({ts}) * 60 + second({ts})) / 86400.0"}
+        out += [f"CAST({sql} AS DOUBLE) AS {_quoted(f'{c}__{name}')}" for name, sql in parts.items()]
+        out.append(f"CASE WHEN {ts} IS NULL THEN 1.0 ELSE 0.0 END AS {_quoted(c + '__missing')}")
+    return out
 
 
 class SparkData:
