@@ -104,7 +104,7 @@ def collect(work: Path, datasets, seeds, champion: dict) -> dict:
     import tempfile
 
     import datasets as dataset_list
-    from harness import Split, make_split
+    from harness import METRIC, Split, make_split
 
     table = {}
     for ds in datasets:
@@ -119,11 +119,42 @@ def collect(work: Path, datasets, seeds, champion: dict) -> dict:
                 labels = make_split(df, ds.task, seed, Path(tmp))
             split = Split(folder, labels.y_test, labels.classes, labels.digests)
             scores = score_folder(split, ds.task)
+            scores.update(simulated_choices(folder, scores, METRIC[ds.task]))
             if (ds.name, seed) in champion:
                 scores["champion"] = champion[ds.name, seed]
             for name, value in scores.items():
                 table.setdefault(ds.name, {}).setdefault(name, []).append(value)
     return table
+
+
+ONE_SE, BY_MEAN = "rule:one_se", "rule:by_mean"
+
+
+def simulated_choices(folder: Path, scores: dict, metric_name: str) -> dict:
+    """The held-out scores of what ``dagml.selection.choose`` picks from the run's leaderboard,
+    by mean validation score and by the one-standard-error rule (complexity: declared cost;
+    an ensemble's is the sum of its members')."""
+    from dagml.metrics import get_metric
+    from dagml.selection import choose
+
+    path = folder / FOLDER / "leaderboard.json"
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text())
+    cost = {r["family"]: r.get("cost") or 0.0 for r in rows}
+
+    def complexity(r):
+        if r["family"].startswith("ensemble"):
+            return sum(cost.get(m, 0.0) for m in (r.get("params") or {}))
+        return cost.get(r["family"], 0.0)
+
+    metric = get_metric(metric_name)
+    folds = {r["family"]: r["fold_scores"] for r in rows if r.get("fold_scores")}
+    out = {}
+    for name, picked in ((BY_MEAN, choose(rows, metric)), (ONE_SE, choose(rows, metric, folds, complexity))):
+        if picked is not None and picked["family"] in scores:
+            out[name] = scores[picked["family"]]
+    return out
 
 
 def markdown(table: dict, metric: dict) -> str:
@@ -141,7 +172,8 @@ def markdown(table: dict, metric: dict) -> str:
 
     lines = ["| lever (A against B) | datasets where A is better / equal / worse |", "|---|---|"]
     for label, a, b in (("refit on all rows (champion against compared)", "champion", COMPARED),
-                        ("ensemble row (compared against best single family)", COMPARED, SINGLE)):
+                        ("ensemble row (compared against best single family)", COMPARED, SINGLE),
+                        ("one-standard-error rule (simplest within 1 SE against best mean)", ONE_SE, BY_MEAN)):
         outcome = [better(d, a, b) for d in table]
         lines.append(f"| {label} | {outcome.count(1)} / {outcome.count(0)} / {outcome.count(-1)} |")
     families = sorted({f for s in table.values() for f in s if f.startswith("sklearn:")})

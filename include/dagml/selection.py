@@ -7,6 +7,9 @@ reported test score of the chosen family stays an honest estimate.
 
 from __future__ import annotations
 
+from math import sqrt
+from statistics import stdev
+
 from dagml.metrics import Metric
 
 
@@ -20,9 +23,22 @@ def rank(rows: list[dict], metric: Metric) -> list[dict]:
     return ok + failed
 
 
-def choose(rows: list[dict], metric: Metric) -> dict | None:
+def choose(rows: list[dict], metric: Metric, fold_scores: dict[str, list[float]] | None = None,
+           complexity=None) -> dict | None:
+    """The best row by validation score; with ``fold_scores`` (family -> its score per validation
+    fold) and ``complexity`` (row -> a number, lower is simpler), the simplest row whose score is
+    within one standard error of the best's folds (the one-standard-error rule)."""
     ranked = rank(rows, metric)
-    return ranked[0] if ranked and ranked[0]["status"] == "ok" else None
+    if not ranked or ranked[0]["status"] != "ok":
+        return None
+    best = ranked[0]
+    folds = (fold_scores or {}).get(best["family"]) or []
+    if complexity is None or len(folds) < 2:
+        return best
+    se = stdev(folds) / sqrt(len(folds))
+    near = [r for r in ranked if r["status"] == "ok" and r.get("val_score") is not None
+            and not metric.better(best["val_score"], r["val_score"], se)]
+    return min(near, key=lambda r: (complexity(r), r.get("fit_seconds") or 0.0, r["family"]))
 
 
 def promotion_decision(challenger_score: float, champion_score: float | None, metric: Metric,
