@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from html import escape
 from urllib.parse import quote
 
@@ -175,7 +176,7 @@ setTimeout(poll,2000);})();
 
 
 def run(request: Request, r: dict, progress: dict | None) -> str:
-    from dagml import charts, leaderboard
+    from dagml import leaderboard
 
     base, dag_id = _base(request), r["dag_id"]
     links = (f"<p>{_link(f'{base}/datasets/{dag_id}', dag_id)} · partition {escape(r['partition'])} · "
@@ -193,7 +194,35 @@ def run(request: Request, r: dict, progress: dict | None) -> str:
         parts.append(f"<h2>Leaderboard ({escape(str(r['metric']))})</h2>{_leaderboard(r['leaderboard'])}")
     if r["promotion_reason"]:
         parts.append(f"<p>Promotion: {escape(r['promotion_reason'])}</p>")
-    figures = []
+    plots = _run_plots(r)
+    parts.append(plots)
+    return _page(request, f"dagml · {dag_id} · {r['run_id']}", "".join(parts),
+                 plots="plotly-graph-div" in plots)
+
+
+# A finished run's plots never change (a re-run of its partition has another finish time), and
+# drawing them costs most of the page (plotly validates each figure in Python): keep the last few.
+_PLOTS: OrderedDict = OrderedDict()
+_PLOTS_KEPT = 32
+
+
+def _run_plots(r: dict) -> str:
+    key = (r["dag_id"], r["run_id"], r["finished_at"])
+    if r["state"] != "running" and key in _PLOTS:
+        _PLOTS.move_to_end(key)
+        return _PLOTS[key]
+    html = _draw_run_plots(r)
+    if r["state"] != "running":
+        _PLOTS[key] = html
+        while len(_PLOTS) > _PLOTS_KEPT:
+            _PLOTS.popitem(last=False)
+    return html
+
+
+def _draw_run_plots(r: dict) -> str:
+    from dagml import charts
+
+    parts, figures = [], []
     if r["metric"] and r["trials"]:
         figures.append(charts.search_traces(_trials_by_family(r), r["metric"]))
     if r["metric"] and r["leaderboard"]:
@@ -206,4 +235,4 @@ def run(request: Request, r: dict, progress: dict | None) -> str:
                      f"{_charts(champion)}")
     elif r["diagnostics"] and r["diagnostics"].get("error"):
         parts.append(f"<p class='muted'>Diagnostics could not be computed: {escape(r['diagnostics']['error'])}</p>")
-    return _page(request, f"dagml · {dag_id} · {r['run_id']}", "".join(parts), plots=bool(figures or champion))
+    return "".join(parts)

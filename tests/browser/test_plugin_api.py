@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser.conftest import DONE, FAILED, HIDDEN, SEARCHING
+from tests.browser.conftest import DONE, FAILED, HIDDEN, REPO, SEARCHING
 
 pytestmark = pytest.mark.dag
 
@@ -103,3 +103,13 @@ def test_unknown_datasets_and_runs_are_404_with_a_message(ui_server):
     status, body = ui_server.get(f"/dagml/datasets/{DONE}/runs/no_such_run", token=token)
     assert status == 404 and "no_such_run" in body and "<html>" in body
 
+
+
+def test_loading_the_plugin_imports_none_of_its_pages():
+    """Every Airflow process that loads plugins (scheduler, workers, the CLI) imports the entry file."""
+    code = ("import sys, runpy; sys.path.insert(0, 'plugins'); "
+            "runpy.run_path('plugins/dagml_ui/dagml_ui_plugin.py'); "
+            "print(sorted(m for m in ('dagml_ui.app', 'dagml_ui.pages', 'dagml.store.results', 'plotly', 'fastapi')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert proc.stdout.strip() == "[]", proc.stdout

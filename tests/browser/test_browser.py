@@ -1,0 +1,118 @@
+"""An analyst's path through the dagml pages in a real browser: Debian's Chromium, driven by
+Playwright, against the real api-server of conftest.py after real DAG runs.
+
+Log in on Airflow's login page, open dagml from Airflow's navigation, go from the datasets
+list to a dataset and its run, read the leaderboard and see the plots drawn; open the failed
+run and the one still searching (its trials counter goes up). A screenshot of each page is
+saved in the test's output folder: $DAGML_TEST_OUTPUT/browser/<test name>/ (default: the
+system's temporary folder's dagml-test-output), printed with -s."""
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import DONE, FAILED, PASSWORDS, SEARCHING
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert shutil.which("chromium") or shutil.which(CHROMIUM), (
+        "Debian's chromium is not installed: `make install` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots(request) -> Path:
+    """The test's output folder for screenshots, emptied first; kept after the session."""
+    root = Path(os.environ.get("DAGML_TEST_OUTPUT") or Path(tempfile.gettempdir()) / "dagml-test-output")
+    folder = root / "browser" / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def page(browser, ui_server):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100}, base_url=ui_server.base)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto("/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORDS["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"^(?!.*/auth/login).*$"))
+    yield page
+    context.close()
+
+
+def _shot(page, folder, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    print(f"screenshot: {folder / name}.png")
+
+
+def _plots_drawn(frame, count: int) -> None:
+    plots = frame.locator(".js-plotly-plot .main-svg")
+    plots.first.wait_for()
+    assert plots.count() >= count
+    for i in range(plots.count()):
+        box = plots.nth(i).bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 100, box
+
+
+def test_an_analyst_reads_a_runs_leaderboard_and_plots(page, ui_server, shots):
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="dagml").click()
+    page.wait_for_url(re.compile(r"/plugin/dagml$"))
+    frame = page.frame_locator("iframe")
+    datasets = frame.locator("#datasets")
+    datasets.wait_for()
+    assert datasets.get_by_role("link", name=DONE).count() == 1
+    _shot(page, shots, "1-datasets")
+
+    datasets.get_by_role("link", name=DONE).click()
+    frame.locator("#runs").wait_for()
+    _plots_drawn(frame, 1)
+    _shot(page, shots, "2-dataset")
+
+    frame.locator("#runs").get_by_role("link", name=ui_server.runs[DONE]).click()
+    board = frame.locator("#leaderboard tbody tr")
+    board.first.wait_for()
+    rows = {board.nth(i).locator("td").nth(1).inner_text(): board.nth(i).locator("td").nth(4).inner_text()
+            for i in range(board.count())}
+    assert {"sklearn:knn", "sklearn:elastic_net", "sklearn:dummy"} <= set(rows)
+    assert all(0.5 <= float(score) <= 1 for score in rows.values())
+    assert frame.locator("#leaderboard tr.selected").count() == 1
+    _plots_drawn(frame, 3)  # search traces, scores by family, and the chosen model's diagnostics
+    _shot(page, shots, "3-run")
+
+
+def test_a_failed_run_says_what_failed_and_where(page, ui_server, shots):
+    page.goto(f"/dagml/datasets/{FAILED}/runs/{ui_server.runs[FAILED]}")
+    failure = page.locator("#failure")
+    assert failure.locator("b").inner_text().startswith("load: ")
+    assert "failed in task load" in failure.inner_text()
+    _shot(page, shots, "4-failed-run")
+
+
+def test_a_searching_runs_trials_counter_goes_up(page, ui_server, shots):
+    page.goto(f"/dagml/datasets/{SEARCHING}/runs/{ui_server.runs[SEARCHING]}")
+    counter = page.locator("#trials-done")
+    first = int(counter.inner_text())
+    _shot(page, shots, "5-searching-run")
+    page.wait_for_function(f"Number(document.getElementById('trials-done').textContent) > {first}",
+                           timeout=60_000)
+    assert int(counter.inner_text()) > first
+    assert re.match(r"\d+ of 5000", page.locator("#progress tbody td.num").first.inner_text())
+    _shot(page, shots, "6-searching-run-later")
