@@ -3,7 +3,8 @@ and stored with it (``ResultsStore.record_diagnostics``): pages and reports only
 
 Bounded so it stays small and cheap: curves keep at most ``MAX_CURVE_POINTS`` points,
 predicted-vs-actual at most ``MAX_POINTS`` rows, and permutation importance shuffles each
-feature ``REPEATS`` times on at most ``IMPORTANCE_ROWS`` rows (rows sampled with the run's seed).
+feature ``REPEATS`` times on at most ``IMPORTANCE_ROWS`` rows (fewer for wide data; rows sampled
+with the run's seed), predicting the shuffled copies in a few large batches.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 MAX_CURVE_POINTS = 300
 MAX_POINTS = 2000
 IMPORTANCE_ROWS = 1000
+MIN_IMPORTANCE_ROWS = 100
+MAX_PERMUTED_ROWS = 150_000
+BATCH_ROWS = 20_000
 REPEATS = 3
 
 
@@ -50,28 +54,42 @@ def _confusion(y, proba, classes: list[str]) -> dict:
     return {"labels": list(classes), "matrix": matrix.tolist()}
 
 
-class _Fitted:
-    """A stored model as sklearn's permutation_importance takes it (it asks for a ``fit``; none is called)."""
-
-    def __init__(self, predict):
-        self.predict = predict
-
-    def fit(self, *args):
-        return self
+def importance_rows(n_rows: int, n_columns: int) -> int:
+    """Rows permutation importance uses: at most ``IMPORTANCE_ROWS``, fewer for wide data so
+    the model predicts at most ``MAX_PERMUTED_ROWS`` shuffled rows in all."""
+    return int(min(n_rows, IMPORTANCE_ROWS, max(MIN_IMPORTANCE_ROWS, MAX_PERMUTED_ROWS // (n_columns * REPEATS))))
 
 
 def _importance(predict, features, y, metric, seed: int) -> list[dict]:
     """Permutation importance of each input column, in the metric's units: how much the test
-    score worsens when that column's values are shuffled (near 0: the model ignores it)."""
-    from sklearn.inspection import permutation_importance
+    score worsens when that column's values are shuffled (near 0: the model ignores it).
 
-    rows = _sample(len(features), IMPORTANCE_ROWS, seed)
+    The shuffled copies are predicted in batches of about ``BATCH_ROWS`` rows: one call per
+    column and repeat would cost a model's per-call overhead (an ensemble's, a Spark job's)
+    hundreds of times."""
+    import numpy as np
+    import pandas as pd
+
+    rows = _sample(len(features), importance_rows(len(features), features.shape[1]), seed)
+    X, y = features.iloc[rows].reset_index(drop=True), np.asarray(y)[rows]
     sign = 1.0 if metric.greater_is_better else -1.0
-    result = permutation_importance(
-        _Fitted(predict), features.iloc[rows], y[rows], n_repeats=REPEATS, random_state=seed,
-        scoring=lambda model, X, y_true: sign * metric(y_true, model.predict(X)))
-    out = [{"feature": str(f), "mean": float(m), "std": float(s)}
-           for f, m, s in zip(features.columns, result.importances_mean, result.importances_std)]
+    base = sign * metric(y, np.asarray(predict(X), dtype=float))
+    rng = np.random.default_rng(seed)
+    jobs = [(j, rng.permutation(len(X))) for j in range(X.shape[1]) for _ in range(REPEATS)]
+    drops = np.zeros((X.shape[1], REPEATS))
+    per_batch = max(1, BATCH_ROWS // len(X))
+    for start in range(0, len(jobs), per_batch):
+        batch = jobs[start:start + per_batch]
+        copies = []
+        for j, order in batch:
+            copy = X.copy()
+            copy.isetitem(j, X.iloc[order, j].to_numpy())
+            copies.append(copy)
+        predicted = np.asarray(predict(pd.concat(copies, ignore_index=True)), dtype=float)
+        for k, (j, _) in enumerate(batch):
+            part = predicted[k * len(X):(k + 1) * len(X)]
+            drops[j, (start + k) % REPEATS] = base - sign * metric(y, part)
+    out = [{"feature": str(f), "mean": float(d.mean()), "std": float(d.std())} for f, d in zip(X.columns, drops)]
     return sorted(out, key=lambda d: -d["mean"])
 
 
@@ -105,6 +123,6 @@ def compute(predict, features, y, recipe: dict, metric, seed: int) -> dict:
         out["points"] = {"actual": y[rows].astype(float).tolist(), "predicted": raw[rows].tolist(),
                          "of_rows": int(len(y))}
     out["importance"] = _importance(predict, features, y, metric, seed)
-    out["importance_rows"] = int(min(len(y), IMPORTANCE_ROWS))
+    out["importance_rows"] = importance_rows(len(y), features.shape[1])
     out["importance_repeats"] = REPEATS
     return out
