@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _report import provenance, write_section  # noqa: E402
-from harness import RESULTS, SYSTEMS, WORK  # noqa: E402
+from harness import METRIC, RESULTS, SYSTEMS, WORK  # noqa: E402
 
 SECTION = "quality_issue17"
 TITLE = "## Model quality against AutoGluon and FLAML (issue 17)"
@@ -169,13 +169,14 @@ def _fmt(cell: Cell) -> str:
     return text
 
 
-def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, plot_path, note="") -> str:
+def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, plot_path, note="",
+             title=TITLE, results_name="results.csv", work=WORK, extra="") -> str:
     rank = ranks(table, metric, systems)
     norm = normalised(table, metric, systems)
     n = len(table)
-    lines = [TITLE, "", provenance(), "",
+    lines = [title, "", provenance(), "",
              f"Covers **{n} datasets × {len(seeds)} seeds** at **{budget:g} s** per system and split "
-             f"({len(rows)} result rows in `bench/quality/results.csv`"
+             f"({len(rows)} result rows in `bench/quality/{results_name}`"
              + (f"; still incomplete, left out of the figures: {', '.join(incomplete)}" if incomplete else "")
              + "). Protocol: one 75/25 split per seed (stratified for classification) read by every system from "
              "the same Parquet files (row digests checked); each system in its own process, `taskset` to one core, "
@@ -203,13 +204,29 @@ def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, 
         top = min(rank[d].values())
         cells_text = [f"**{_fmt(row[s])}**" if rank[d][s] == top else _fmt(row[s]) for s in systems]
         lines.append(f"| {d} | {metric[d]} | " + " | ".join(cells_text) + " |")
-    chosen = champions(WORK, table)
+    chosen = champions(work, table)
     if chosen:
         lines += ["", "dagml's champions (one per seed, from the runs' files in `bench/quality/.work`): " + "; ".join(
             f"{d}: {', '.join(f)}" for d, f in chosen.items()) + "."]
     seconds = {s: [x for row in table.values() for x in row[s].seconds] for s in systems}
     lines += ["", "Mean fit-and-predict seconds per split: " + ", ".join(
         f"{s} {mean(seconds[s]):.1f}" for s in systems if seconds[s]) + "."]
+    if extra:
+        lines += ["", extra]
+    return "\n".join(lines)
+
+
+def before_after(before_rows: list[dict], after_rows: list[dict], metric: dict, seeds) -> str:
+    """dagml before against after, on the datasets both measured with every seed."""
+    before, _, _ = cells(before_rows, ["dagml"], seeds)
+    after, _, _ = cells(after_rows, ["dagml"], seeds)
+    both = {d: {"after": after[d]["dagml"], "before": before[d]["dagml"]} for d in after if d in before}
+    if not both:
+        return ""
+    w, t, l = wins_ties_losses(both, metric, "after", "before")
+    lines = [f"dagml after against before (`results.csv`, the same splits): better on {w}, tied on {t}, "
+             f"worse on {l} of {len(both)} datasets.", "", "| dataset | metric | before | after |", "|---|---|---|---|"]
+    lines += [f"| {d} | {metric[d]} | {_fmt(c['before'])} | {_fmt(c['after'])} |" for d, c in both.items()]
     return "\n".join(lines)
 
 
@@ -220,6 +237,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--plot", type=Path, default=PLOT)
     ap.add_argument("--no-write", action="store_true", help="print, do not rewrite docs/benchmarks.md")
+    ap.add_argument("--work", type=Path, default=WORK, help="the runs' folder (champions, ablations)")
+    ap.add_argument("--after", action="store_true", help=(
+        "the results are dagml after issue 17's levers: a section of their own, compared with "
+        "results.csv's dagml (before), with the ablations of bench/quality/variants.py"))
     args = ap.parse_args()
     if not args.results.exists():
         sys.exit(f"{args.results}: no results yet; run bench/quality/harness.py first")
@@ -230,13 +251,31 @@ def main() -> None:
     commands = commands_file.read_text().splitlines() if commands_file.exists() else []
     note_file = args.results.with_suffix(".note.md")  # what the results are: which dagml, what load
     note = note_file.read_text().strip() if note_file.exists() else ""
+    name, title, plot_path, extra = SECTION, TITLE, args.plot, ""
+    if args.after:
+        import variants
+
+        name, title = f"{SECTION}_after", "## Model quality after issue 17's levers"
+        plot_path = args.plot.with_name(args.plot.stem + "_after.png")
+        listed = {d.name: d for d in variants.dataset_list.read_list()}
+        champion = {(r["dataset"], int(r["seed"])): float(r["score"]) for r in rows if r["system"] == "dagml"
+                    and r["score"]}
+        ablation = variants.collect(args.work, listed.values(), seeds, champion)
+        extra = "\n\n".join(filter(None, [
+            before_after(read(RESULTS, args.budget), rows, metric, seeds),
+            "Ablations on the same runs (`bench/quality/variants.py`): the held-out rows also predicted by "
+            "the compared model (before the refit on all rows), by the best single family (selection without "
+            "the ensemble row), by what the one-standard-error rule would choose, and by each family's own "
+            "best model.\n\n" + variants.markdown(ablation, {d: METRIC[listed[d].task] for d in ablation})
+            if ablation else ""]))
     if table:
-        plot(normalised(table, metric, SYSTEMS), SYSTEMS, args.plot)
-    section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, args.plot, note)
+        plot(normalised(table, metric, SYSTEMS), SYSTEMS, plot_path)
+    section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, plot_path, note,
+                       title, args.results.name, args.work, extra)
     if args.no_write:
         print(section)
     else:
-        write_section(SECTION, section)
+        write_section(name, section)
 
 
 if __name__ == "__main__":

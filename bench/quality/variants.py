@@ -18,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import datasets as dataset_list  # noqa: E402
 from exchange import PREDICTION  # noqa: E402
 
 FOLDER = "dagml.variants"
@@ -103,7 +104,6 @@ def collect(work: Path, datasets, seeds, champion: dict) -> dict:
     ``champion`` ({(dataset, seed): score}) adds the shipped setting's score of the same seeds."""
     import tempfile
 
-    import datasets as dataset_list
     from harness import METRIC, Split, make_split
 
     table = {}
@@ -201,7 +201,6 @@ def main() -> None:
     import argparse
     import csv
 
-    import datasets as dataset_list
     from harness import METRIC, RESULTS, WORK
 
     ap = argparse.ArgumentParser(description="Ablations from dagml's runs in a work folder")
