@@ -102,6 +102,10 @@ def create_app() -> FastAPI:
         progress = data.progress(dag_id, run_id) if run["state"] == "running" else None
         return pages.run(request, run, progress)
 
+    @app.get("/datasets/{dag_id}/runs/{run_id}/report", response_class=HTMLResponse, dependencies=[ReadDag])
+    def report_page(dag_id: str, run_id: str):
+        return HTMLResponse(data.report(dag_id, run_id))
+
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def plotly_js(user: GetUserDep):
         import plotly

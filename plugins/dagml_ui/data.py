@@ -165,13 +165,23 @@ def run(dag_id: str, run_id: str) -> dict:
         "task": row["task"], "metric": row["metric"], "selected_family": row["selected_family"],
         "promoted": row["promoted"], "promotion_reason": row["promotion_reason"],
         "champion_family": row["champion_family"], "failed_task": row["failed_task"], "error": row["error"],
-        "failure": failure_line(row), "trigger": row.get("trigger"),
+        "failure": failure_line(row), "trigger": row.get("trigger"), "has_report": bool(row["report_uri"]),
         "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
         "leaderboard": leaderboard.entries(board, row["metric"], row["selected_family"]),
         "best_so_far": _best_so_far(trial_rows, metric.better) if metric else {},
         "trials": trial_rows,
         "diagnostics": diagnostics(dag_id, row["partition"], run_id) if diagnostics else None,
     }
+
+
+def report(dag_id: str, run_id: str) -> bytes:
+    """The run's self-contained HTML report, as the report task stored it."""
+    from dagml.store.artifacts import ArtifactStore
+
+    uri = _run_row(dag_id, run_id)["report_uri"]
+    if not uri:
+        raise NotFound(f"run {run_id!r} of {dag_id!r} has no report (it did not reach its report task)")
+    return ArtifactStore.from_settings().read_bytes(uri)
 
 
 def failure_line(row: dict) -> str | None:
@@ -212,19 +222,19 @@ def progress(dag_id: str, run_id: str) -> dict:
 
 
 def planned_trials(dag_id: str, trigger: dict | None) -> dict[str, int]:
-    """Each configured family's evaluation budget for this run (the trigger form's override first)."""
-    from dagml import settings
+    """Each family's evaluation budget in this run: the config as the run's trigger values changed it."""
+    from dagml import settings, trigger as form
     from dagml.config import load_one
 
-    name = dag_id.removeprefix("automl__")
     try:
-        config = load_one(settings.configs_dir(), name)
+        config = load_one(settings.configs_dir(), dag_id.removeprefix("automl__"))
+        if config is not None and trigger:
+            config = form.apply(config, trigger)
     except Exception:  # an invalid config shows as Airflow's import error; the page still shows the DB
         return {}
     if config is None:
         return {}
-    override = (trigger or {}).get("max_evals")
-    return {f.name: int(override or f.budget(config.budget).max_evals) for f in config.families}
+    return {f.name: f.budget(config.budget).max_evals for f in config.families}
 
 
 def _trial_files(dag_id: str, partition: str, run_id: str) -> dict[str, list]:

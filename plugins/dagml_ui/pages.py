@@ -123,7 +123,7 @@ def dataset(request: Request, d: dict) -> str:
             + (f" · champion: <b>{escape(champ['family'])}</b> (test {_num(champ['test_score'])}, partition "
                f"{escape(champ['partition'])})" if champ else " · no champion yet") + "</p>")
     plots = _charts([charts.over_partitions(d["runs"], metric)]) if metric else ""
-    history = _table(["promoted", "family", "partition", "test score", "retired", "reason"], [
+    history = _table(["promoted", "family", "partition", "test score", "retired", "why promoted"], [
         [_td(h["promoted_at"]), _td(h["family"]), _td(h["partition"]), _td(_num(h["test_score"]), True),
          _td(h["retired_at"] or "active"), _td(h["reason"] or "")] for h in reversed(d["champion_history"])],
         id="champions")
@@ -153,11 +153,17 @@ def _trials_by_family(run: dict) -> dict[str, list[dict]]:
     return out
 
 
+def _trials_text(search: dict) -> str:
+    """``12 of 50`` while a search runs; ``2 (finished)`` once it ended (a small space ends early)."""
+    if search.get("finished"):
+        return f"{search['done']} (finished)"
+    return f"{search['done']} of {search['planned'] or '?'}"
+
+
 def _progress(request: Request, run: dict, progress: dict) -> str:
     """Each search's trials done of planned and best so far, polled from the JSON route every 2 s."""
     url = f"{_base(request)}/api/datasets/{run['dag_id']}/runs/{run['run_id']}/progress"
-    rows = [[_td(s["family"]), _td(f"{s['done']} of {s['planned'] or '?'}", True), _td(_num(s["best"]), True)]
-            for s in progress["searches"]]
+    rows = [[_td(s["family"]), _td(_trials_text(s), True), _td(_num(s["best"]), True)] for s in progress["searches"]]
     table = _table(["search", "trials", "best so far"], rows, id="progress")
     script = """<script>
 (function(){const url=%s;
@@ -165,7 +171,8 @@ async function poll(){try{const r=await fetch(url,{credentials:'same-origin'});i
 document.getElementById('trials-done').textContent=p.trials_done;
 const body=document.querySelector('#progress tbody');body.innerHTML='';
 for(const s of p.searches){const tr=document.createElement('tr');
-for(const [v,n] of [[s.family,0],[s.done+' of '+(s.planned??'?'),1],[s.best==null?'':s.best.toFixed(4),1]]){
+const trials=s.finished?s.done+' (finished)':s.done+' of '+(s.planned??'?');
+for(const [v,n] of [[s.family,0],[trials,1],[s.best==null?'':s.best.toFixed(4),1]]){
 const td=document.createElement('td');td.textContent=v;if(n)td.className='num';tr.appendChild(td);}body.appendChild(tr);}
 if(p.state!=='running'){location.reload();return;}}catch(e){}setTimeout(poll,2000);}
 setTimeout(poll,2000);})();
@@ -181,11 +188,15 @@ def run(request: Request, r: dict, progress: dict | None) -> str:
     base, dag_id = _base(request), r["dag_id"]
     links = (f"<p>{_link(f'{base}/datasets/{dag_id}', dag_id)} · partition {escape(r['partition'])} · "
              f"state <b class='{'failed' if r['state'] == 'failed' else ''}' id='state'>{escape(r['state'])}</b> · "
-             f"{_link(_airflow_run_href(dag_id, r['run_id']), 'the run in Airflow', top=True)}</p>")
+             f"{_link(_airflow_run_href(dag_id, r['run_id']), 'the run in Airflow', top=True)}"
+             + (f" · {_link(_run_href(base, dag_id, r['run_id']) + '/report', 'its HTML report')}"
+                if r["has_report"] else "") + "</p>")
     parts = [links]
     if r["state"] == "failed":
+        more = (r["error"] or "").strip()
+        detail = f"<pre>{escape(more)}</pre>" if "\n" in more else ""  # the whole message, when it has more lines
         parts.append(f"<div class='box' id='failure'><b>{escape(r['failure'])}</b><br>failed in task "
-                     f"<code>{escape(str(r['failed_task']))}</code><pre>{escape(r['error'] or '')}</pre></div>")
+                     f"<code>{escape(str(r['failed_task']))}</code>{detail}</div>")
     if r.get("trigger"):
         parts.append(f"<p id='trigger'>Trigger values: {escape(leaderboard.trigger_text(r['trigger']))}</p>")
     if progress is not None:

@@ -26,7 +26,7 @@ def test_airflow_lists_the_plugin_and_the_api_server_loaded_it_without_error(ui_
     status, _ = ui_server.get("/dagml/", token=ui_server.token())
     assert status == 200
     log = ui_server.log.read_text()
-    assert "Failed to import plugin" not in log and "dagml page" not in log, log[-3000:]
+    assert "Failed to import plugin" not in log and "dagml_ui" not in log, log[-3000:]
 
 
 def test_a_completed_runs_leaderboard_as_json(ui_server):
@@ -40,7 +40,7 @@ def test_a_completed_runs_leaderboard_as_json(ui_server):
     # best so far never gets worse, and its last value is the family's best trial
     trace = run["best_so_far"]["sklearn:knn"]
     assert len(trace) == rows["sklearn:knn"]["n_trials"] and trace == sorted(trace)
-    assert run["diagnostics"] is None or "roc" in run["diagnostics"]
+    assert run["diagnostics"]["roc"]["auc"] > 0.5 and run["diagnostics"]["importance"]
 
     dataset = ui_server.json(f"/dagml/api/datasets/{DONE}")
     assert dataset["champion"]["family"] == run["selected_family"]
@@ -113,3 +113,28 @@ def test_loading_the_plugin_imports_none_of_its_pages():
             " if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_a_runs_html_report_is_served_behind_the_same_login(ui_server):
+    path = f"/dagml/datasets/{DONE}/runs/{quote(ui_server.runs[DONE], safe='')}/report"
+    status, body = ui_server.get(path, cookie=ui_server.token())
+    assert status == 200 and "sklearn:knn" in body and "<script src=" not in body  # one self-contained file
+    assert ui_server.get(path)[0] == 401
+    hidden = f"/dagml/datasets/{HIDDEN}/runs/{quote(ui_server.runs[HIDDEN], safe='')}/report"
+    assert ui_server.get(hidden, token=ui_server.token("outsider"))[0] == 403
+    failed = f"/dagml/datasets/{FAILED}/runs/{quote(ui_server.runs[FAILED], safe='')}/report"
+    status, body = ui_server.get(failed, token=ui_server.token())
+    assert status == 404 and "has no report" in body
+
+
+def test_a_row_the_pages_cannot_read_is_a_500_that_says_why(ui_server):
+    """A run recorded with a metric this dagml does not know (a newer dagml wrote it, say)."""
+    from dagml import settings
+    from dagml.store.results import ResultsStore
+
+    ResultsStore(settings.results_url()).start_run("automl__ui_odd", "2026-01-01", "odd_run", metric="no_such_metric")
+    token = ui_server.token()
+    status, body = ui_server.get("/dagml/api/datasets/automl__ui_odd/runs/odd_run", token=token)
+    assert status == 500 and "no_such_metric" in json.loads(body)["detail"]
+    status, body = ui_server.get("/dagml/datasets/automl__ui_odd/runs/odd_run", token=token)
+    assert status == 500 and "no_such_metric" in body and "<html>" in body
