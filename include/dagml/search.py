@@ -180,7 +180,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
             def fit_folds():
                 return _fold_predictions(family, params, folds, task, n_classes, seed)
 
-            predictions = call_with_time_limit(fit_folds, clock.remaining()) if family.hard_time_limit else fit_folds()
+            predictions, cut_short = (call_with_time_limit(fit_folds, clock.remaining()) if family.hard_time_limit
+                                      else fit_folds())
             alpha = best_shrinkage(metric, np.concatenate([f.y_valid for f in folds]), np.concatenate(predictions))
             predictions = [shrink(pred, alpha) for pred in predictions] if alpha else predictions
             score = float(np.mean([metric(fold.y_valid, pred) for fold, pred in zip(folds, predictions)]))
@@ -195,10 +196,10 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         if state["best"] is None or metric.better(score, state["best"]):
             state["best"], state["best_predictions"] = score, predictions
         elapsed = time.perf_counter() - started
-        log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s",
-                 name, of, metric.name, score, state["best"], elapsed)
+        log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s%s", name, of, metric.name, score, state["best"],
+                 elapsed, f" (cut short by the time left: {cut_short})" if cut_short else "")
         return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed,
-                "shrinkage": alpha}
+                "shrinkage": alpha, "cut_short": cut_short}
 
     trials = _load_trials(trials_path)
     if trials is not None:
@@ -239,7 +240,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         predictions = state.get("best_predictions")
         if predictions is None:  # the best trial ran before a retry: fit its point on the folds again
             predictions = [shrink(p, result.shrinkage) if result.shrinkage else p for p in
-                           _fold_predictions(family, result.best_params, folds, task, n_classes, seed)]
+                           _fold_predictions(family, result.best_params, folds, task, n_classes, seed)[0]]
         result.valid_rows = np.concatenate([f.valid_rows for f in folds])
         result.valid_predictions = np.concatenate(predictions)
     return result
@@ -259,13 +260,20 @@ def one_thread():
 
 
 def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str, n_classes: int, seed: int):
-    """Each fold's validation predictions by a model fit on that fold's training rows."""
-    out = []
-    for fold in folds:
-        model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed,
-                           eval_set=(fold.X_valid, fold.y_valid))
+    """(each fold's validation predictions by a model fit on that fold's training rows, the
+    parameters the fits actually used where a deadline cut them short: the smallest per key).
+    Under a time limit each fold may spend its share of the time left."""
+    from dagml import time_limit
+
+    out, used = [], {}
+    for i, fold in enumerate(folds):
+        with time_limit.share(1 / (len(folds) - i)):
+            model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed,
+                               eval_set=(fold.X_valid, fold.y_valid))
         out.append(model.predict(fold.X_valid))
-    return out
+        for key, value in getattr(model, "cut_short", {}).items():
+            used[key] = min(value, used.get(key, value))
+    return out, used
 
 
 def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchResult:
@@ -290,8 +298,10 @@ def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchRe
         reason = failed[0]["error"] if failed else "no trial ran"
         raise FamilyFailed(f"{name}: all {len(rows)} trial(s) failed; first error: {reason}") from None
     vals = {k: v[0] for k, v in best["misc"]["vals"].items() if v}
+    # a best point whose fits a deadline cut short is kept at the size that scored (fewer trees)
+    best_params = {**_jsonable(space_eval(space, vals)), **(best["result"].get("cut_short") or {})}
     return SearchResult(
-        best_params=_jsonable(space_eval(space, vals)), best_score=float(best["result"]["score"]),
+        best_params=best_params, best_score=float(best["result"]["score"]),
         n_trials=len(rows), n_failed=len(failed), seconds=elapsed, trials=rows,
         shrinkage=float(best["result"].get("shrinkage", 0.0)),
     )

@@ -7,6 +7,9 @@ returns crosses back, pickled through a pipe.
 
 Fork is safe here because searches run with one thread per library (``search.one_thread``);
 R (rpy2) and Spark (a JVM gateway) are not forked: their searches keep the soft bound.
+
+Fits that can stop early (``seconds_left``) do so before the kill, so a family whose first
+point is dear on large data still returns a model (fewer trees) instead of nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +19,37 @@ import pickle
 import select
 import signal
 import time
+from contextlib import contextmanager
+
+
+# A fit in a time-limited child may stop itself before the kill (a booster's callback, a forest
+# grown in chunks) and still give a model: it reads ``seconds_left()``. The child's deadline is
+# this share of its limit, leaving time to predict the validation rows and send them back.
+SOFT_SHARE = 0.8
+_deadline: float | None = None  # monotonic; set only in a time-limited child
 
 
 class TimeLimitExceeded(Exception):
     pass
+
+
+def seconds_left() -> float | None:
+    """What the current fit may still spend, or None when nothing bounds it (outside a time-limited call)."""
+    return None if _deadline is None else _deadline - time.monotonic()
+
+
+@contextmanager
+def share(fraction: float):
+    """Narrow the deadline to ``fraction`` of the time left for the block (e.g. one of k folds);
+    nothing changes outside a time-limited call."""
+    global _deadline
+    outer = _deadline
+    if outer is not None:
+        _deadline = time.monotonic() + max(0.0, outer - time.monotonic()) * fraction
+    try:
+        yield
+    finally:
+        _deadline = outer
 
 
 class ChildFailed(RuntimeError):
@@ -34,7 +64,9 @@ def call_with_time_limit(fn, seconds: float):
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller's code
+        global _deadline
         os.close(read_fd)
+        _deadline = time.monotonic() + SOFT_SHARE * seconds
         _child(fn, write_fd)
     os.close(write_fd)
     deadline = time.monotonic() + seconds

@@ -137,3 +137,55 @@ def test_a_finite_conditional_space_visits_each_distinct_point():
     result = search(Choices(), FOLDS, "binary", 2, AUC, max_evals=50, seconds=600, seed=1)
     seen = [(t["params"]["model"]["kind"], t["params"]["model"].get("depth")) for t in result.trials]
     assert sorted(seen, key=str) == sorted([("a", 1), ("a", 2), ("a", 3), ("b", None)], key=str)
+
+
+# A point whose full fit takes far longer than the trial's 3 s (2,000 trees or rounds on 26 classes).
+DEAR_POINTS = {
+    "sklearn:random_forest": ("n_estimators", {"n_estimators": 2000, "max_features": 1.0, "min_samples_leaf": 1}),
+    "sklearn:hist_gradient_boosting": ("max_iter", {"learning_rate": 0.01, "max_iter": 2000, "max_leaf_nodes": 31,
+                                                    "min_samples_leaf": 20, "l2_regularization": 1e-5}),
+    "sklearn:lightgbm": ("max_rounds", {"learning_rate": 0.01, "num_leaves": 31, "min_child_samples": 20,
+                                        "subsample": 1.0, "colsample_bytree": 1.0, "reg_alpha": 0.001,
+                                        "reg_lambda": 0.001}),
+    "sklearn:xgboost": ("max_rounds", {"learning_rate": 0.01, "max_depth": 6, "min_child_weight": 1.0, "subsample": 1.0,
+                                       "colsample_bytree": 1.0, "reg_alpha": 0.001, "reg_lambda": 1.0}),
+    "sklearn:catboost": ("max_rounds", {"learning_rate": 0.01, "depth": 6, "l2_leaf_reg": 3.0, "subsample": 0.8,
+                                        "rsm": 1.0}),
+}
+
+
+@pytest.fixture(scope="module")
+def many_classes():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(8000, 16, n_informative=10, n_classes=26, n_clusters_per_class=1, random_state=0)
+    return Fold(X[:6000], y[:6000], X[6000:], y[6000:])
+
+
+@pytest.mark.parametrize("key", sorted(DEAR_POINTS))
+def test_a_fit_the_time_limit_would_kill_stops_itself_and_still_scores(key, many_classes):
+    """Trees or boosting rounds grow until the trial's deadline, so a dear point on large data
+    gives a model (and the size it reached) instead of a killed trial."""
+    import time
+
+    from dagml.search import _fold_predictions, one_thread
+    from dagml.time_limit import call_with_time_limit
+
+    size, point = DEAR_POINTS[key]
+    family = get_family(key)()
+    started = time.monotonic()
+    with one_thread():
+        predictions, cut_short = call_with_time_limit(
+            lambda: _fold_predictions(family, point, [many_classes], "multiclass", 26, 0), 3.0)
+    assert time.monotonic() - started < 3.0
+    assert predictions[0].shape == (2000, 26) and np.allclose(predictions[0].sum(axis=1), 1.0)
+    assert 1 <= cut_short[size] < 2000
+    # the refit outside the time limit keeps the size that scored, so it costs about one trial
+    model = family.fit({**point, **cut_short}, many_classes.X_train, many_classes.y_train, "multiclass", 26, 0)
+    assert getattr(model, "rounds", None) in (None, *range(1, cut_short[size] + 1))
+
+
+def test_a_search_keeps_the_size_a_cut_short_best_trial_reached(many_classes):
+    result = search(get_family("sklearn:random_forest")(), [many_classes], "multiclass", 26, get_metric("log_loss"),
+                    max_evals=1, seconds=2.0, seed=0)
+    assert result.n_failed == 0 and result.best_params["n_estimators"] < 100  # its first point asks for 100

@@ -53,6 +53,30 @@ class BoostingModel(SklearnModel):
         return full / full.sum(axis=1, keepdims=True)  # XGBoost's float32 rows may miss 1 by more than 1e-7
 
 
+class Deadline:
+    """When a time-limited trial's fit must stop growing trees (``dagml.time_limit``), and whether
+    it did: the booster keeps the trees grown so far, so the trial still scores a model."""
+
+    def __init__(self, at: float):
+        self.at, self.hit = at, False
+
+    @classmethod
+    def now(cls) -> Deadline | None:
+        """The current fit's deadline; None when nothing bounds it (a final fit, a test)."""
+        import time
+
+        from dagml.time_limit import seconds_left
+
+        left = seconds_left()
+        return None if left is None else cls(time.monotonic() + left)
+
+    def passed(self) -> bool:
+        import time
+
+        self.hit = self.hit or time.monotonic() >= self.at
+        return self.hit
+
+
 def _log_range(hp, label: str, low: float, high: float):
     return hp.loguniform(label, math.log(low), math.log(high))
 
@@ -83,8 +107,9 @@ class BoostingFamily(SklearnFamily):
             raise FamilyFailed(f"{self.key()} needs the Python package {self.package!r} on this worker "
                                f"({type(exc).__name__}: {exc}); install dagml's requirements.txt") from None
 
-    def train(self, params: dict, task: str, seed: int, X, y, rounds: int, eval_set):
-        """The library's estimator fitted with up to ``rounds`` trees, stopping early on ``eval_set`` if given."""
+    def train(self, params: dict, task: str, seed: int, X, y, rounds: int, eval_set, deadline: Deadline | None = None):
+        """The library's estimator fitted with up to ``rounds`` trees, stopping early on ``eval_set``
+        if given, and growing no tree after ``deadline`` (which then records that it was hit)."""
         raise NotImplementedError
 
     def rounds_of(self, estimator) -> int:
@@ -96,13 +121,18 @@ class BoostingFamily(SklearnFamily):
 
         X, y = self.capped(X, y, seed)
         y = np.asarray(y)
+        cap = int(params.get("max_rounds", self.max_rounds))  # a trial cut short by time fixes it for the refit
         if eval_set is not None:
-            stopped = self._stopped(params, task, seed, X, y, *eval_set)
+            deadline = Deadline.now()
+            stopped = self._stopped(params, task, seed, X, y, *eval_set, rounds=cap, deadline=deadline)
             if stopped is not None:
                 estimator, classes = stopped
-                return BoostingModel(estimator, self._k(task, n_classes), classes, self.rounds_of(estimator),
-                                     "eval_set")
-        rounds, rounds_from = self._rounds_on_own_holdout(params, task, seed, X, y)
+                model = BoostingModel(estimator, self._k(task, n_classes), classes, self.rounds_of(estimator),
+                                      "eval_set")
+                if deadline is not None and deadline.hit:
+                    model.cut_short = {"max_rounds": model.rounds}
+                return model
+        rounds, rounds_from = self._rounds_on_own_holdout(params, task, seed, X, y, cap)
         y_fit, classes = _encode(y, task)
         estimator = self.train(params, task, seed, X, y_fit, rounds, None)
         return BoostingModel(estimator, self._k(task, n_classes), classes, rounds, rounds_from)
@@ -111,7 +141,7 @@ class BoostingFamily(SklearnFamily):
     def _k(task, n_classes):
         return 0 if task == "regression" else n_classes
 
-    def _stopped(self, params, task, seed, X, y, X_eval, y_eval):
+    def _stopped(self, params, task, seed, X, y, X_eval, y_eval, rounds: int, deadline: Deadline | None = None):
         """(estimator, classes) stopped early on the evaluation rows; None if none of them is usable."""
         import numpy as np
 
@@ -122,18 +152,18 @@ class BoostingFamily(SklearnFamily):
             X_eval, y_eval = X_eval[known], np.searchsorted(classes, y_eval[known])
         if not len(y_eval):
             return None
-        return self.train(params, task, seed, X, y_fit, self.max_rounds, (X_eval, y_eval)), classes
+        return self.train(params, task, seed, X, y_fit, rounds, (X_eval, y_eval), deadline), classes
 
-    def _rounds_on_own_holdout(self, params, task, seed, X, y) -> tuple[int, str]:
+    def _rounds_on_own_holdout(self, params, task, seed, X, y, cap: int) -> tuple[int, str]:
         if len(y) < 40:
-            return self.fallback_rounds, "fallback (under 40 rows)"
+            return min(cap, self.fallback_rounds), "fallback (under 40 rows)"
         from statistics import median
 
         splits = _own_splits(y, task, seed, self.holdout_share, self.folds_below)
         found = [stopped for inner, held in splits
-                 if (stopped := self._stopped(params, task, seed, X[inner], y[inner], X[held], y[held])) is not None]
+                 if (stopped := self._stopped(params, task, seed, X[inner], y[inner], X[held], y[held], cap)) is not None]
         if not found:
-            return self.fallback_rounds, "fallback (no usable held-out row)"
+            return min(cap, self.fallback_rounds), "fallback (no usable held-out row)"
         rounds = int(median(self.rounds_of(estimator) for estimator, _ in found))
         if len(splits) == 1:
             return rounds, f"own holdout of {len(splits[0][1])} rows"
@@ -202,7 +232,7 @@ class LightGBM(BoostingFamily):
             defaults | {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 3, "colsample_bytree": 0.9},
         ]
 
-    def train(self, params, task, seed, X, y, rounds, eval_set):
+    def train(self, params, task, seed, X, y, rounds, eval_set, deadline=None):
         import lightgbm
 
         cls = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
@@ -214,8 +244,14 @@ class LightGBM(BoostingFamily):
         )
         if eval_set is None:
             return estimator.fit(X, y)
-        return estimator.fit(X, y, eval_X=eval_set[0], eval_y=eval_set[1],
-                             callbacks=[lightgbm.early_stopping(self.patience, verbose=False)])
+        callbacks = [lightgbm.early_stopping(self.patience, verbose=False)]
+        if deadline is not None:
+            def stop_at_deadline(env):
+                if deadline.passed():  # keep every tree so far
+                    raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
+            callbacks.append(stop_at_deadline)
+        return estimator.fit(X, y, eval_X=eval_set[0], eval_y=eval_set[1], callbacks=callbacks)
 
     def rounds_of(self, estimator):
         return int(estimator.best_iteration_ or estimator.booster_.current_iteration())
@@ -251,7 +287,7 @@ class XGBoost(BoostingFamily):
             defaults | {"learning_rate": 0.018, "max_depth": 10, "min_child_weight": 0.6, "colsample_bytree": 0.69},
         ]
 
-    def train(self, params, task, seed, X, y, rounds, eval_set):
+    def train(self, params, task, seed, X, y, rounds, eval_set, deadline=None):
         import xgboost
 
         cls = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
@@ -261,6 +297,7 @@ class XGBoost(BoostingFamily):
             colsample_bytree=params["colsample_bytree"], reg_alpha=params["reg_alpha"],
             reg_lambda=params["reg_lambda"], tree_method="hist", n_jobs=self.threads, random_state=seed,
             verbosity=0, early_stopping_rounds=self.patience if eval_set is not None else None,
+            callbacks=[_xgboost_deadline(deadline)] if deadline is not None else None,
         )
         if eval_set is None:
             return estimator.fit(X, y)
@@ -271,6 +308,24 @@ class XGBoost(BoostingFamily):
             return int(estimator.best_iteration) + 1  # predict uses trees 0..best_iteration
         except AttributeError:  # fitted without early stopping: every tree
             return int(estimator.get_booster().num_boosted_rounds())
+
+
+def _xgboost_deadline(deadline: Deadline):
+    import xgboost
+
+    class StopAtDeadline(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            return deadline.passed()  # True stops training; early stopping still picks the best round
+
+    return StopAtDeadline()
+
+
+class _CatBoostDeadline:
+    def __init__(self, deadline: Deadline):
+        self.deadline = deadline
+
+    def after_iteration(self, info) -> bool:
+        return not self.deadline.passed()  # False stops training
 
 
 class CatBoost(BoostingFamily):
@@ -305,7 +360,7 @@ class CatBoost(BoostingFamily):
             defaults | {"depth": 4, "l2_leaf_reg": 10.0},  # shallow and strongly regularised, for small data
         ]
 
-    def train(self, params, task, seed, X, y, rounds, eval_set):
+    def train(self, params, task, seed, X, y, rounds, eval_set, deadline=None):
         import catboost
 
         cls = catboost.CatBoostRegressor if task == "regression" else catboost.CatBoostClassifier
@@ -318,7 +373,8 @@ class CatBoost(BoostingFamily):
         )
         if eval_set is None:
             return estimator.fit(X, y)
-        return estimator.fit(X, y, eval_set=eval_set, early_stopping_rounds=self.patience, use_best_model=True)
+        return estimator.fit(X, y, eval_set=eval_set, early_stopping_rounds=self.patience, use_best_model=True,
+                             callbacks=[_CatBoostDeadline(deadline)] if deadline is not None else None)
 
     def rounds_of(self, estimator):
         return int(estimator.tree_count_)

@@ -47,11 +47,47 @@ class SklearnFamily(Family):
     def estimator(self, params: dict, task: str, seed: int):
         raise NotImplementedError
 
+    # An ensemble parameter (trees, boosting iterations) a fit under a deadline grows in steps,
+    # keeping what it has when the next step would not fit (``dagml.time_limit``): (name, step).
+    grown: tuple[str, int] | None = None
+
     def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
+        from dagml.time_limit import seconds_left
+
         X, y = self.capped(X, y, seed)
         est = self.estimator(params, task, seed)
+        left = seconds_left()
+        reached = None
+        if self.grown and left is not None:
+            reached = _grow(est, *self.grown, X, y, left)
+        else:
+            est.fit(X, y)
+        model = SklearnModel(est, n_classes if task != "regression" else 0)
+        if reached is not None:
+            model.cut_short = {self.grown[0]: reached}
+        return model
+
+
+def _grow(est, name: str, step: int, X, y, left: float) -> int | None:
+    """Fit ``est`` with warm start, its ``name`` grown by ``step`` (a fifth of it first) up to its
+    set value while the next step is expected to end within ``left`` seconds; the size reached if
+    short of the set value."""
+    import time
+
+    target = int(est.get_params()[name])
+    started, size = time.monotonic(), min(max(1, step // 5), target)
+    est.set_params(warm_start=True)
+    while True:
+        est.set_params(**{name: size})
         est.fit(X, y)
-        return SklearnModel(est, n_classes if task != "regression" else 0)
+        if size >= target:
+            est.set_params(warm_start=False)
+            return None
+        per_unit = (time.monotonic() - started) / size
+        if time.monotonic() + 1.2 * per_unit * step > started + left:
+            est.set_params(warm_start=False)
+            return size
+        size = min(target, size + step if size >= step else step)
 
 
 class Dummy(SklearnFamily):
@@ -105,6 +141,8 @@ class ElasticNet(SklearnFamily):
 
 
 class _Forest(SklearnFamily):
+    grown = ("n_estimators", 25)
+
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
         return {
@@ -152,6 +190,7 @@ class ExtraTrees(_Forest):
 class HistGradientBoosting(SklearnFamily):
     name = "hist_gradient_boosting"
     cost = 2.0
+    grown = ("max_iter", 25)
 
     def space(self, task, n_rows, n_cols):
         hp, scope = _hp()
