@@ -9,9 +9,9 @@ baseline dagml adds: 7 mapped searches) and compare, per DAG:
 - dagml: ``dags_from_folder(folder)``, split into ``load_configs`` (YAML + pydantic) and the
   rest (building), then serialisation;
 - the floor: the same 7-task shape written directly with TaskFlow (same default_args, tags,
-  Params, a doc_md of about the same length, ``search_sklearn`` expanded over 7 strings),
-  no YAML, then serialisation;
-- both again without the two Params, and a task process's parse (``only_dag_id``) among
+  the same trigger-form Params, a doc_md of about the same length, ``search_sklearn``
+  expanded over 7 strings), no YAML, then serialisation;
+- both again without the Params, and a task process's parse (``only_dag_id``) among
   1000 configs.
 
 The machine is shared and noisy, so the variants run interleaved in one process (the order
@@ -41,8 +41,9 @@ import airflow.sdk  # noqa: E402
 from airflow.sdk import DAG, Param, task  # noqa: E402
 from airflow.serialization.serialized_objects import DagSerialization  # noqa: E402
 
-from dagml.config import load_configs  # noqa: E402
+from dagml.config import load_config, load_configs  # noqa: E402
 from dagml.factory import _doc, build_dag, dags_from_folder  # noqa: E402
+from dagml.trigger import form  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import REPO, provenance, write_section  # noqa: E402
@@ -78,13 +79,14 @@ BARE_DOC = "# breast_cancer\n\nMalignant or benign.\n\n" + "".join(
     f"- step {i}: a hand-written TaskFlow task of the same shape as dagml's DAG, no YAML.\n" for i in range(15))
 
 
+# The trigger form's fields as dagml builds them for breast_cancer, taken once as plain data: the bare
+# DAG constructs the same Params from them, so both sides serialise the same form and dagml's side
+# also pays for working the fields out at every parse.
+FORM = form(load_config(CONFIGS / "breast_cancer.yaml"))
+
+
 def params() -> dict:
-    return {
-        "max_evals": Param(None, type=["null", "integer"], minimum=1,
-                           description="Evaluations per family for this run (blank: the config's budget)"),
-        "seconds": Param(None, type=["null", "number"], exclusiveMinimum=0,
-                         description="Seconds per family search for this run (blank: the config's budget)"),
-    }
+    return {name: Param(**field) for name, field in FORM.items()}
 
 
 def bare_dag(i: int, with_params: bool = True):
@@ -106,7 +108,7 @@ def bare_dag(i: int, with_params: bool = True):
 
 @contextlib.contextmanager
 def params_dropped(drop: bool):
-    """dagml's build_dag without its two Params: it imports airflow.sdk.DAG when called."""
+    """dagml's build_dag without its Params: it imports airflow.sdk.DAG when called."""
     if drop:
         airflow.sdk.DAG = lambda *args, params=None, **kwargs: DAG(*args, **kwargs)
     try:
@@ -231,7 +233,8 @@ the median. "YAML" is `load_configs` (read + validate); "build" is `dags_from_fo
 `load_configs` in the same repetition, of which "doc" is `dagml.factory._doc` (the config
 dumped as YAML into doc_md, measured on its own); "parse" is `dags_from_folder` (both); "ser" is
 `DagSerialization.to_dict`, what the dag-processor calls for every DAG. The bare DAG has the
-same 7 tasks, default_args, tags and two Params, with `search_sklearn` expanded over 7 strings.
+same 7 tasks, default_args, tags and the same {len(FORM)} trigger-form Params ({", ".join(FORM)}: titles,
+sections, bounds, the families' multi-select and the metric's enum), with `search_sklearn` expanded over 7 strings.
 
 | N | reps | dagml YAML | dagml build | of which doc | dagml parse | bare build | build ratio | parse ratio | dagml ser | bare ser | dagml parse+ser | bare build+ser | parse+ser ratio (range) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
@@ -244,7 +247,8 @@ parse+ser ratio is **{total_ratio:.2f}**: dagml {verdict} it. Serialised size of
 of JSON, bare {size(bare_dag(0)):,} bytes (tasks read the validated config in their own process, it is
 not a task argument; doc_md: dagml {len(dagml_dag.doc_md)} chars, bare {len(BARE_DOC)}).
 
-The two Params (a trigger-form budget override), ms per DAG, measured in the same runs:
+The trigger form's {len(FORM)} Params, ms per DAG, measured in the same runs (dagml works the fields out from
+the config at every parse; bare Airflow is given them):
 
 | N | DAG | build with | build without | ser with | ser without | build+ser with | build+ser without | build+ser with/without |
 |---|---|---|---|---|---|---|---|---|
