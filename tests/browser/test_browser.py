@@ -58,8 +58,11 @@ def page(browser, ui_server):
     context.close()
 
 
-def _shot(page, folder, name: str) -> None:
+def _shot(page, folder, name: str, frame=None) -> None:
+    """The page as the analyst sees it; inside Airflow's UI also the whole frame (it scrolls on its own)."""
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    if frame is not None:
+        frame.locator("body").screenshot(path=str(folder / f"{name}-whole-frame.png"))
     print(f"screenshot: {folder / name}.png")
 
 
@@ -96,13 +99,13 @@ def test_an_analyst_reads_a_runs_leaderboard_and_plots(page, ui_server, shots):
     datasets = frame.locator("#datasets")
     datasets.wait_for()
     assert datasets.get_by_role("link", name=DONE).count() == 1
-    _shot(page, shots, "1-datasets")
+    _shot(page, shots, "1-datasets", frame)
 
     datasets.get_by_role("link", name=DONE).click()
     page.wait_for_url(re.compile(rf"/plugin/dagml/dagml/datasets/{DONE}$"))
     assert [ui_server.runs[DONE]] == [run for (run,) in _cells(frame, "#runs tbody tr", (1,))]
     _plots_drawn(frame, 1)
-    _shot(page, shots, "2-dataset")
+    _shot(page, shots, "2-dataset", frame)
 
     frame.locator("#runs").get_by_role("link", name=ui_server.runs[DONE]).click()
     page.wait_for_url(re.compile(r"/plugin/dagml/dagml/datasets/.+/runs/"))  # the UI follows the frame
@@ -112,7 +115,7 @@ def test_an_analyst_reads_a_runs_leaderboard_and_plots(page, ui_server, shots):
     assert frame.locator("#leaderboard tr.selected").count() == 1
     assert frame.get_by_role("link", name="its HTML report").get_attribute("href").endswith("/report")
     _plots_drawn(frame, 3)  # search traces, scores by family, and the chosen model's diagnostics
-    _shot(page, shots, "3-run")
+    _shot(page, shots, "3-run", frame)
 
 
 def test_a_failed_run_says_what_failed_and_where(page, ui_server, shots):
