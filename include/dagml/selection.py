@@ -1,14 +1,13 @@
 """Choosing among families and deciding on promotion. Pure functions over leaderboard rows.
 
 The choice uses validation scores (what the search optimised) with a deterministic
-tie-break: faster fit, then name. Test scores are reported, never used to choose, so the
+tie-break: faster fit, then name. Near-ties are not given to the simpler family: the
+one-standard-error rule chose worse held-out models on most benchmark datasets
+(docs/benchmarks.md, issue 17's ablations). Test scores are reported, never used to choose, so the
 reported test score of the chosen family stays an honest estimate.
 """
 
 from __future__ import annotations
-
-from math import sqrt
-from statistics import stdev
 
 from dagml.metrics import Metric
 
@@ -23,22 +22,9 @@ def rank(rows: list[dict], metric: Metric) -> list[dict]:
     return ok + failed
 
 
-def choose(rows: list[dict], metric: Metric, fold_scores: dict[str, list[float]] | None = None,
-           complexity=None) -> dict | None:
-    """The best row by validation score; with ``fold_scores`` (family -> its score per validation
-    fold) and ``complexity`` (row -> a number, lower is simpler), the simplest row whose score is
-    within one standard error of the best's folds (the one-standard-error rule)."""
+def choose(rows: list[dict], metric: Metric) -> dict | None:
     ranked = rank(rows, metric)
-    if not ranked or ranked[0]["status"] != "ok":
-        return None
-    best = ranked[0]
-    folds = (fold_scores or {}).get(best["family"]) or []
-    if complexity is None or len(folds) < 2:
-        return best
-    se = stdev(folds) / sqrt(len(folds))
-    near = [r for r in ranked if r["status"] == "ok" and r.get("val_score") is not None
-            and not metric.better(best["val_score"], r["val_score"], se)]
-    return min(near, key=lambda r: (complexity(r), r.get("fit_seconds") or 0.0, r["family"]))
+    return ranked[0] if ranked and ranked[0]["status"] == "ok" else None
 
 
 def promotion_decision(challenger_score: float, champion_score: float | None, metric: Metric,

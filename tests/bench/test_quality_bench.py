@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parents[2] / "bench" / "quality"
 sys.path.insert(0, str(HERE))
 import datasets as dataset_list  # noqa: E402
 import harness  # noqa: E402
+import variants  # noqa: E402
 from exchange import PREDICTION, row_digest  # noqa: E402
 
 pytestmark = pytest.mark.bench
@@ -66,6 +67,16 @@ def test_five_systems_score_the_same_split_with_dagml_metric_and_a_rerun_resumes
             assert info["digests"] == written, row["system"]  # each system read exactly these rows
             assert info["affinity"] == [core]
             assert _rescore(folder, row["system"], split.classes, split.y_test, row["metric"]) == row["score"]
+        # the ablations of the same run: every searched family's own predictions, scored the same way
+        dagml_row = next(r for r in mine if r["system"] == "dagml")
+        scores = variants.score_folder(harness.Split(folder, split.y_test, split.classes, split.digests), ds.task)
+        assert set(options.families) | {"best_single", "compared"} <= set(scores)
+        champion = json.loads((folder / "dagml.info.json").read_text())["details"]["champion"]
+        if champion in options.families:  # refit on all rows: the compared model is what was chosen
+            assert scores[champion] == scores["compared"]
+        assert math.isfinite(dagml_row["score"])
+    table = variants.collect(work, datasets, [0], {(r["dataset"], 0): r["score"] for r in rows if r["system"] == "dagml"})
+    assert set(table) == set(TINY) and all("champion" in v and variants.BY_MEAN in v for v in table.values())
     autogluon_python = json.loads((work / "wine" / "seed0" / "autogluon.info.json").read_text())["python"]
     assert ".venv-autogluon" in autogluon_python
 

@@ -98,18 +98,3 @@ def test_the_stored_champion_predicts_the_shrunk_probabilities(tmp_path, stores)
     assert predictor.manifest["shrinkage"] > 0  # some iris rows sit among the other class's
     assert proba.to_numpy().min() >= predictor.manifest["shrinkage"] / 3 - 1e-12
 
-
-def test_the_one_standard_error_rule_prefers_the_simplest_family_within_the_best_folds_error():
-    from dagml.selection import choose
-
-    metric = get_metric("roc_auc")
-    rows = [{"family": "boosted", "status": "ok", "val_score": 0.900, "fit_seconds": 3.0},
-            {"family": "linear", "status": "ok", "val_score": 0.895, "fit_seconds": 0.1},
-            {"family": "forest", "status": "ok", "val_score": 0.850, "fit_seconds": 1.0}]
-    cost = {"boosted": 2.0, "linear": 1.0, "forest": 0.5}.get
-    folds = {"boosted": [0.86, 0.94, 0.90, 0.88, 0.92]}  # standard error 0.0141
-    assert choose(rows, metric)["family"] == "boosted"  # without folds: the best mean
-    assert choose(rows, metric, folds, lambda r: cost(r["family"]))["family"] == "linear"
-    tight = {"boosted": [0.899, 0.901, 0.900, 0.900, 0.900]}  # 0.005 behind is now a real difference
-    assert choose(rows, metric, tight, lambda r: cost(r["family"]))["family"] == "boosted"
-    assert choose(rows, metric, {"boosted": [0.9]}, lambda r: cost(r["family"]))["family"] == "boosted"  # one fold
