@@ -58,11 +58,16 @@ def page(browser, ui_server):
     context.close()
 
 
-def _shot(page, folder, name: str, frame=None) -> None:
-    """The page as the analyst sees it; inside Airflow's UI also the whole frame (it scrolls on its own)."""
+def _shot(page, folder, name: str, in_ui: bool = False) -> None:
+    """The page as the analyst sees it; for a page inside Airflow's UI also its frame's page whole,
+    opened on its own (the frame scrolls by itself, so the first shot shows only its top)."""
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    if frame is not None:
-        frame.locator("body").screenshot(path=str(folder / f"{name}-whole-frame.png"))
+    if in_ui:
+        alone = page.context.new_page()
+        alone.goto(page.main_frame.child_frames[0].url)
+        alone.wait_for_load_state("networkidle")
+        alone.screenshot(path=str(folder / f"{name}-whole.png"), full_page=True)
+        alone.close()
     print(f"screenshot: {folder / name}.png")
 
 
@@ -99,13 +104,13 @@ def test_an_analyst_reads_a_runs_leaderboard_and_plots(page, ui_server, shots):
     datasets = frame.locator("#datasets")
     datasets.wait_for()
     assert datasets.get_by_role("link", name=DONE).count() == 1
-    _shot(page, shots, "1-datasets", frame)
+    _shot(page, shots, "1-datasets", in_ui=True)
 
     datasets.get_by_role("link", name=DONE).click()
     page.wait_for_url(re.compile(rf"/plugin/dagml/dagml/datasets/{DONE}$"))
     assert [ui_server.runs[DONE]] == [run for (run,) in _cells(frame, "#runs tbody tr", (1,))]
     _plots_drawn(frame, 1)
-    _shot(page, shots, "2-dataset", frame)
+    _shot(page, shots, "2-dataset", in_ui=True)
 
     frame.locator("#runs").get_by_role("link", name=ui_server.runs[DONE]).click()
     page.wait_for_url(re.compile(r"/plugin/dagml/dagml/datasets/.+/runs/"))  # the UI follows the frame
@@ -115,7 +120,7 @@ def test_an_analyst_reads_a_runs_leaderboard_and_plots(page, ui_server, shots):
     assert frame.locator("#leaderboard tr.selected").count() == 1
     assert frame.get_by_role("link", name="its HTML report").get_attribute("href").endswith("/report")
     _plots_drawn(frame, 3)  # search traces, scores by family, and the chosen model's diagnostics
-    _shot(page, shots, "3-run", frame)
+    _shot(page, shots, "3-run", in_ui=True)
 
 
 def test_a_failed_run_says_what_failed_and_where(page, ui_server, shots):
