@@ -169,7 +169,7 @@ def importance(diagnostics: dict, top: int = 25):
 def champion_figures(diagnostics: dict | None) -> list:
     """The figures that fit the chosen model's task: ROC and precision-recall (binary), a
     confusion matrix (classification), predicted vs actual and residuals (regression), and
-    permutation importance. None for diagnostics that were not recorded or failed."""
+    permutation importance. None at all for diagnostics that were not recorded or failed."""
     if not diagnostics or "error" in diagnostics:
         return []
     figures = []
