@@ -138,3 +138,24 @@ def test_a_row_the_pages_cannot_read_is_a_500_that_says_why(ui_server):
     assert status == 500 and "no_such_metric" in json.loads(body)["detail"]
     status, body = ui_server.get("/dagml/datasets/automl__ui_odd/runs/odd_run", token=token)
     assert status == 500 and "no_such_metric" in body and "<html>" in body
+
+
+def test_a_datasets_history_shows_as_a_sparkline_and_a_series(ui_server):
+    """Three daily partitions recorded straight into the results DB, as three runs would leave them."""
+    from dagml import settings
+    from dagml.store.results import ResultsStore
+
+    results, dag_id = ResultsStore(settings.results_url()), "automl__ui_history"
+    for day, score in (("2026-01-01", 0.91), ("2026-01-02", 0.87), ("2026-01-03", 0.83)):
+        results.start_run(dag_id, day, f"scheduled__{day}", metric="roc_auc")
+        results.record_family(dag_id, day, "sklearn:knn", f"scheduled__{day}", status="ok", metric="roc_auc",
+                              val_score=score + 0.01, test_score=score, n_trials=3)
+        results.update_run(dag_id, day, status="success", selected_family="sklearn:knn")
+    item = next(d for d in ui_server.json("/dagml/api/datasets")["datasets"] if d["dag_id"] == dag_id)
+    assert item["scores"] == [{"partition": "2026-01-01", "test_score": 0.91},
+                              {"partition": "2026-01-02", "test_score": 0.87},
+                              {"partition": "2026-01-03", "test_score": 0.83}]
+    assert item["last_run"]["partition"] == "2026-01-03" and item["champion"] is None
+    status, page = ui_server.get("/dagml/", token=ui_server.token())
+    assert status == 200 and "aria-label='test score over partitions: 0.8300 to 0.9100'" in page
+    assert [r["test_score"] for r in ui_server.json(f"/dagml/api/datasets/{dag_id}")["runs"]] == [0.91, 0.87, 0.83]
