@@ -46,6 +46,10 @@ class SearchResult:
     valid_rows: object = None
     valid_predictions: object = None
     shrinkage: float = 0.0  # the best point's (see dagml.metrics.best_shrinkage)
+    # holdout validation: the best trial's model, fit on the rows a refit would use (None: refit),
+    # and that trial's seconds
+    best_model: object = None
+    best_model_seconds: float | None = None
 
 
 def _point(space_keys, point: dict) -> dict:
@@ -177,25 +181,29 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         of = f"{state['i']} of {max_evals}" + (" (warm start)" if ctrl.current_trial["misc"].get("warm_start") else "")
         started = time.perf_counter()
         try:
-            def fit_folds():
-                return _fold_predictions(family, params, folds, task, n_classes, seed)
+            def evaluate():
+                predictions, cut_short, models = _fold_predictions(family, params, folds, task, n_classes, seed)
+                alpha = best_shrinkage(metric, np.concatenate([f.y_valid for f in folds]), np.concatenate(predictions))
+                predictions = [shrink(pred, alpha) for pred in predictions] if alpha else predictions
+                score = float(np.mean([metric(fold.y_valid, pred) for fold, pred in zip(folds, predictions)]))
+                if not math.isfinite(score):
+                    raise ValueError(f"{metric.name} is {score}")
+                # one fold (holdout): its model is the refit, so the best one comes back (only
+                # an improving trial's crosses the pipe)
+                better = state["best"] is None or metric.better(score, state["best"])
+                return predictions, cut_short, alpha, score, models[0] if len(folds) == 1 and better else None
 
-            predictions, cut_short = (call_with_time_limit(fit_folds, clock.remaining()) if family.hard_time_limit
-                                      else fit_folds())
-            alpha = best_shrinkage(metric, np.concatenate([f.y_valid for f in folds]), np.concatenate(predictions))
-            predictions = [shrink(pred, alpha) for pred in predictions] if alpha else predictions
-            score = float(np.mean([metric(fold.y_valid, pred) for fold, pred in zip(folds, predictions)]))
-            if not math.isfinite(score):
-                raise ValueError(f"{metric.name} is {score}")
+            predictions, cut_short, alpha, score, model = (
+                call_with_time_limit(evaluate, clock.remaining()) if family.hard_time_limit else evaluate())
         except Exception as exc:  # one bad point must not end the search
             error = str(exc) if isinstance(exc, ChildFailed) else f"{type(exc).__name__}: {exc}"
             log.warning("%s trial %s failed: %s", name, of, error)
             return {"status": STATUS_FAIL, "error": error, "seconds": time.perf_counter() - started}
         finally:
             clock.spend()
-        if state["best"] is None or metric.better(score, state["best"]):
-            state["best"], state["best_predictions"] = score, predictions
         elapsed = time.perf_counter() - started
+        if state["best"] is None or metric.better(score, state["best"]):
+            state.update(best=score, best_predictions=predictions, best_model=model, best_seconds=elapsed)
         log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s%s", name, of, metric.name, score, state["best"],
                  elapsed, f" (cut short by the time left: {cut_short})" if cut_short else "")
         return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed,
@@ -236,6 +244,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         save_trials(trials_path, trials)
     elapsed = time.perf_counter() - started
     result = _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
+    result.best_model = state.get("best_model")  # None when the best trial ran before a retry
+    result.best_model_seconds = state.get("best_seconds") if result.best_model is not None else None
     if all(f.valid_rows is not None for f in folds):
         predictions = state.get("best_predictions")
         if predictions is None:  # the best trial ran before a retry: fit its point on the folds again
@@ -261,19 +271,21 @@ def one_thread():
 
 def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str, n_classes: int, seed: int):
     """(each fold's validation predictions by a model fit on that fold's training rows, the
-    parameters the fits actually used where a deadline cut them short: the smallest per key).
+    parameters the fits actually used where a deadline cut them short: the smallest per key,
+    the models).
     Under a time limit each fold may spend its share of the time left."""
     from dagml import time_limit
 
-    out, used = [], {}
+    out, used, models = [], {}, []
     for i, fold in enumerate(folds):
         with time_limit.share(1 / (len(folds) - i)):
             model = family.fit(params, fold.X_train, fold.y_train, task, n_classes, seed,
                                eval_set=(fold.X_valid, fold.y_valid))
         out.append(model.predict(fold.X_valid))
+        models.append(model)
         for key, value in getattr(model, "cut_short", {}).items():
             used[key] = min(value, used.get(key, value))
-    return out, used
+    return out, used, models
 
 
 def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchResult:

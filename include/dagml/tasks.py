@@ -289,9 +289,12 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
                                                                        "valid_predictions.parquet"), result)
 
     pre, X_train, y_train = data.final()
-    started = time.perf_counter()
-    model = family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed)
-    fit_seconds = time.perf_counter() - started
+    if result.best_model is not None:  # holdout: the best trial's model was fit on these same rows
+        model, fit_seconds = result.best_model, result.best_model_seconds
+    else:
+        started = time.perf_counter()
+        model = family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed)
+        fit_seconds = time.perf_counter() - started
     if result.shrinkage:
         from dagml.families.base import Shrunk
 
@@ -313,8 +316,8 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
            "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri}
     stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, **row)
-    log.info("%s: validation %s %.5f, test %.5f, refit in %.2f s", family_key, metric.name, val_score, test_score,
-             fit_seconds)
+    log.info("%s: validation %s %.5f, test %.5f, %s in %.2f s", family_key, metric.name, val_score, test_score,
+             "the best trial's model, fit" if result.best_model is not None else "refit", fit_seconds)
     return {"family": family_key, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
 
 

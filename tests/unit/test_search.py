@@ -175,7 +175,7 @@ def test_a_fit_the_time_limit_would_kill_stops_itself_and_still_scores(key, many
     family = get_family(key)()
     started = time.monotonic()
     with one_thread():
-        predictions, cut_short = call_with_time_limit(
+        predictions, cut_short, _ = call_with_time_limit(
             lambda: _fold_predictions(family, point, [many_classes], "multiclass", 26, 0), 3.0)
     assert time.monotonic() - started < 3.0
     assert predictions[0].shape == (2000, 26) and np.allclose(predictions[0].sum(axis=1), 1.0)
@@ -189,3 +189,21 @@ def test_a_search_keeps_the_size_a_cut_short_best_trial_reached(many_classes):
     result = search(get_family("sklearn:random_forest")(), [many_classes], "multiclass", 26, get_metric("log_loss"),
                     max_evals=1, seconds=2.0, seed=0)
     assert result.n_failed == 0 and result.best_params["n_estimators"] < 100  # its first point asks for 100
+
+
+def test_a_holdout_search_returns_its_best_trials_model_and_a_kfold_one_leaves_the_refit(many_classes):
+    """With one validation fold the best trial's model was fit on the very rows a refit would use,
+    so the search hands it back (no second fit of the same point); k-fold models saw fewer rows."""
+    family = get_family("sklearn:random_forest")()
+    metric = get_metric("log_loss")
+    small = Fold(many_classes.X_train[:1500], many_classes.y_train[:1500],
+                 many_classes.X_valid[:500], many_classes.y_valid[:500])
+    holdout = search(family, [small], "multiclass", 26, metric, max_evals=3, seconds=60, seed=0)
+    assert holdout.best_model is not None and holdout.best_model_seconds > 0
+    # the model scores the validation rows as the best trial did (no shrinkage on these rows)
+    assert holdout.shrinkage == 0.0
+    assert metric(small.y_valid, holdout.best_model.predict(small.X_valid)) == pytest.approx(holdout.best_score)
+    halves = [Fold(small.X_train[:750], small.y_train[:750], small.X_valid, small.y_valid),
+              Fold(small.X_train[750:], small.y_train[750:], small.X_valid, small.y_valid)]
+    kfold = search(family, halves, "multiclass", 26, metric, max_evals=2, seconds=60, seed=0)
+    assert kfold.best_model is None

@@ -301,7 +301,8 @@ class XGBoost(BoostingFamily):
         )
         if eval_set is None:
             return estimator.fit(X, y)
-        return estimator.fit(X, y, eval_set=[eval_set], verbose=False)
+        estimator.fit(X, y, eval_set=[eval_set], verbose=False)
+        return estimator.set_params(callbacks=None)  # the deadline's callback is local: it would not pickle
 
     def rounds_of(self, estimator):
         try:
