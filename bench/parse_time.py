@@ -8,7 +8,7 @@ baseline dagml adds: 7 mapped searches) and compare, per DAG:
 
 - dagml: ``dags_from_folder(folder)``, split into ``load_configs`` (YAML + pydantic) and the
   rest (building), then serialisation;
-- the floor: the same 7-task shape written directly with TaskFlow (same default_args, tags,
+- the floor: the same 8-task shape written directly with TaskFlow (same default_args, tags,
   the same trigger-form Params, a doc_md of about the same length, ``search_sklearn``
   expanded over 7 strings), no YAML, then serialisation;
 - both again without the Params, and a task process's parse (``only_dag_id``) among
@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone  # noqa: E402
 from statistics import median  # noqa: E402
 
 import airflow.sdk  # noqa: E402
-from airflow.sdk import DAG, Param, task  # noqa: E402
+from airflow.sdk import DAG, Asset, Param, task  # noqa: E402
 from airflow.serialization.serialized_objects import DagSerialization  # noqa: E402
 
 from dagml.config import load_config, load_configs  # noqa: E402
@@ -48,7 +48,10 @@ from dagml.trigger import form  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import REPO, provenance, write_section  # noqa: E402
 
-REPS = {10: 10, 100: 3, 1000: 2}  # N configs -> interleaved repetitions (fewer at N=1000: ~30 s each)
+# N configs -> interleaved repetitions. No N=1000 here since the trigger form's Params: Airflow's
+# serialiser then takes ~0.1-0.2 s per DAG (see PARAMS_COST), so one repetition of its six variants at
+# N=1000 took ~10 min on this shared machine; the cost per DAG does not depend on N (earlier runs).
+REPS = {10: 15, 100: 4}
 PARAMS_UP_TO = 100  # the with/without-Params variants run at N <= this (cost per DAG does not depend on N)
 TASK_PROCESS_REPS = 7
 CONFIGS = REPO / "dags" / "configs"
@@ -72,6 +75,7 @@ def prepare(loaded: dict, summary: dict) -> dict: ...
 def search(prepared: dict, family: str) -> dict: ...
 def select() -> dict: ...
 def promote(selection: dict, prepared: dict) -> dict: ...
+def publish_champion(promotion: dict) -> None: ...
 def report(promotion: dict) -> str: ...
 
 
@@ -102,7 +106,10 @@ def bare_dag(i: int, with_params: bool = True):
                     .partial(prepared=prepared).expand(family=FAMILIES))
         selection = task(task_id="select", trigger_rule="all_done")(select)()
         searches >> selection
-        task(task_id="report")(report)(task(task_id="promote")(promote)(selection, prepared))
+        promotion = task(task_id="promote")(promote)(selection, prepared)
+        published = task(task_id="publish_champion", outlets=[Asset(f"dagml://ds_{i:04d}/champion")])(
+            publish_champion)(promotion)
+        published >> task(task_id="report", trigger_rule="none_failed_min_one_success")(report)(promotion)
     return dag
 
 
@@ -115,6 +122,14 @@ def params_dropped(drop: bool):
         yield
     finally:
         airflow.sdk.DAG = DAG
+
+
+PARAMS_COST = """Where the Params' cost goes (cProfile of `DagSerialization.to_dict` on one dagml DAG): Airflow
+serialises the DAG's Params with every task (8 here), and for each task it calls `Param.resolve` on every
+Param twice (to compare the task's params with the default, then to dump them), and each `resolve` runs
+`jsonschema.validate`, which checks the Param's schema against the JSON Schema metaschema again: 9 Params x
+8 tasks x 2 = 144 validations of about 1 ms per DAG. Bare Airflow pays the same for the same form; what
+dagml adds is working the fields out from the config (`dagml.trigger.form`), in "build"."""
 
 
 def timed(fn):
@@ -205,6 +220,8 @@ def parse_table() -> tuple[list[str], list[str], list[float]]:
 def task_process() -> str:
     """A task process parses dags/automl.py with only its own dag_id: one DAG built, 1000 configs present."""
     folder, one = TMP / "configs_1000", "automl__ds_0500"
+    if not folder.exists():
+        write_configs(1000)
     config = next(c for c in load_configs(folder)[0] if c.dag_id == one)
     r = interleaved({"only": lambda: timed(lambda: dags_from_folder(folder, only_dag_id=one))[0],
                      "build": lambda: timed(lambda: build_dag(config))[0],
@@ -233,7 +250,8 @@ the median. "YAML" is `load_configs` (read + validate); "build" is `dags_from_fo
 `load_configs` in the same repetition, of which "doc" is `dagml.factory._doc` (the config
 dumped as YAML into doc_md, measured on its own); "parse" is `dags_from_folder` (both); "ser" is
 `DagSerialization.to_dict`, what the dag-processor calls for every DAG. The bare DAG has the
-same 7 tasks, default_args, tags and the same {len(FORM)} trigger-form Params ({", ".join(FORM)}: titles,
+same 8 tasks (publish_champion with its asset outlet included: Airflow serialises the Params with every
+task, so a task less would be a 1/8 smaller bill), default_args, tags and the same {len(FORM)} trigger-form Params ({", ".join(FORM)}: titles,
 sections, bounds, the families' multi-select and the metric's enum), with `search_sklearn` expanded over 7 strings.
 
 | N | reps | dagml YAML | dagml build | of which doc | dagml parse | bare build | build ratio | parse ratio | dagml ser | bare ser | dagml parse+ser | bare build+ser | parse+ser ratio (range) |
@@ -241,9 +259,8 @@ sections, bounds, the families' multi-select and the metric's enum), with `searc
 {chr(10).join(rows)}
 
 Goal: dagml adds under 15% over bare Airflow's build+serialise. Over all {len(ratios)} repetitions
-at every N (the cost per DAG does not depend on N; N=1000 rests on only 2 repetitions of
-about 25 s each, long enough for the machine's other load to shift one side) the median
-parse+ser ratio is **{total_ratio:.2f}**: dagml {verdict} it. Serialised size of one DAG: dagml {size(dagml_dag):,} bytes
+at every N (the cost per DAG does not depend on N) the median parse+ser ratio is
+**{total_ratio:.2f}**: dagml {verdict} it. Serialised size of one DAG: dagml {size(dagml_dag):,} bytes
 of JSON, bare {size(bare_dag(0)):,} bytes (tasks read the validated config in their own process, it is
 not a task argument; doc_md: dagml {len(dagml_dag.doc_md)} chars, bare {len(BARE_DOC)}).
 
@@ -253,6 +270,8 @@ the config at every parse; bare Airflow is given them):
 | N | DAG | build with | build without | ser with | ser without | build+ser with | build+ser without | build+ser with/without |
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(params_rows)}
+
+{PARAMS_COST}
 
 A task process re-parses `dags/automl.py` with its own dag_id (Airflow's parsing context),
 so only one DAG is built; with 1000 configs in the folder ({TASK_PROCESS_REPS} repetitions, interleaved).
