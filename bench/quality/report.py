@@ -206,7 +206,7 @@ def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, 
         lines.append(f"| {d} | {metric[d]} | " + " | ".join(cells_text) + " |")
     chosen = champions(work, table)
     if chosen:
-        lines += ["", "dagml's champions (one per seed, from the runs' files in `bench/quality/.work`): " + "; ".join(
+        lines += ["", f"dagml's champions (one per seed, from the runs' files in `{work.relative_to(HERE.parents[1]) if work.is_relative_to(HERE.parents[1]) else work}`): " + "; ".join(
             f"{d}: {', '.join(f)}" for d, f in chosen.items()) + "."]
     seconds = {s: [x for row in table.values() for x in row[s].seconds] for s in systems}
     lines += ["", "Mean fit-and-predict seconds per split: " + ", ".join(
