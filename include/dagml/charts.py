@@ -24,10 +24,14 @@ VALIDATION, TEST = "#4a78b5", "#e39a3b"
 def _figure(title: str, x: str, y: str, height: int = HEIGHT):
     import plotly.graph_objects as go
 
-    fig = go.Figure()
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, template="plotly_white",
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.2})
-    return fig
+    # a light look set by hand: plotly's named templates ("plotly_white") are validated anew for
+    # every figure, which took ~20-40 ms of a page's time per figure
+    axis = {"showgrid": True, "gridcolor": "#e5e5e5", "zeroline": False, "linecolor": "#999", "automargin": True}
+    # (given to the constructor: a Figure made bare first copies in the default template)
+    return go.Figure(layout={
+        "title": title, "xaxis": {**axis, "title": x}, "yaxis": {**axis, "title": y}, "height": height,
+        "template": "none", "plot_bgcolor": "white", "paper_bgcolor": "white", "font": {"size": 12},
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "legend": {"orientation": "h", "y": -0.2}})
 
 
 def _direction(metric: str) -> str:
