@@ -188,10 +188,24 @@ def champion_figures(diagnostics: dict | None) -> list:
     return figures
 
 
-def fragment(fig, div_id: str | None = None) -> str:
-    """A figure as an HTML ``<div>`` (plus its drawing script), without plotly's JavaScript."""
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+def sparkline(values: list[float], label: str):
+    """A bare line of ``values`` (a dataset's winners' test scores over partitions) for a table
+    cell: no axes, no hover chrome; ``label`` names it for screen readers and tests."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(y=values, mode="lines", line={"color": TEST, "width": 1.5}, hoverinfo="y"), layout={
+        "template": "none", "width": 160, "height": 32, "margin": {"l": 2, "r": 2, "t": 2, "b": 2},
+        "xaxis": {"visible": False}, "yaxis": {"visible": False}, "showlegend": False,
+        "plot_bgcolor": "rgba(0,0,0,0)", "paper_bgcolor": "rgba(0,0,0,0)",
+        "meta": {"label": label}})
+    return fig
+
+
+def fragment(fig, div_id: str | None = None, static: bool = False) -> str:
+    """A figure as an HTML ``<div>`` (plus its drawing script), without plotly's JavaScript;
+    ``static``: no toolbar, zoom or hover (a sparkline in a table cell)."""
+    config = {"staticPlot": True} if static else {"displaylogo": False, "responsive": True}
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=config)
 
 
 def plotly_js() -> str:

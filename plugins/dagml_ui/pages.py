@@ -74,17 +74,15 @@ def _link(href: str, text: str, top: bool = False) -> str:
     return f"<a href='{escape(href)}'{' target=_top' if top else ''}>{escape(text)}</a>"
 
 
-def sparkline(values: list[float], width: int = 160, height: int = 28) -> str:
-    """An inline SVG line of ``values`` (a dataset's winners' test scores over partitions)."""
+def sparkline(values: list[float]) -> str:
+    """A dataset's winners' test scores over partitions as a plotly line in a table cell."""
     if len(values) < 2:
         return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in enumerate(values))
-    return (f"<svg class='sparkline' width='{width}' height='{height}' role='img' "
-            f"aria-label='test score over partitions: {low:.4f} to {high:.4f}'>"
-            f"<polyline fill='none' stroke='#4a78b5' stroke-width='1.5' points='{points}'/></svg>")
+    from dagml import charts
+
+    label = f"test score over partitions: {min(values):.4f} to {max(values):.4f}"
+    return (f"<div class='sparkline' role='img' aria-label='{label}'>"
+            f"{charts.fragment(charts.sparkline(values, label), static=True)}</div>")
 
 
 def _charts(figures: list) -> str:
@@ -111,7 +109,8 @@ def datasets(request: Request, items: list[dict]) -> str:
         return _page(request, "dagml datasets", "<p>No dataset you may read has a recorded run yet.</p>")
     headers = ["dataset", "champion", "test score", "partition", "age", "last run", "state",
                "winner's test score over partitions"]
-    return _page(request, "dagml datasets", _table(headers, rows, id="datasets"))
+    return _page(request, "dagml datasets", _table(headers, rows, id="datasets"),
+                 plots=any(len(d["scores"]) >= 2 for d in items))
 
 
 def dataset(request: Request, d: dict) -> str:
