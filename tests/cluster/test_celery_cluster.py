@@ -16,7 +16,9 @@ def _rows_of(results: ResultsStore, dag_id: str, run_id: str) -> list[dict]:
 
 
 def test_a_run_triggered_through_rest_succeeds_on_celery_workers(cluster):
-    run_id = cluster.trigger("automl__breast_cancer", {"max_evals": 2, "seconds": 300})
+    # trigger form values in the conf: the run uses them and records them with its row
+    conf = {"max_evals": 2, "seconds": 300, "seed": 7, "note": "through the REST API"}
+    run_id = cluster.trigger("automl__breast_cancer", conf)
     assert cluster.wait("automl__breast_cancer", run_id) == "success"
 
     tis = cluster.task_instances("automl__breast_cancer", run_id)
@@ -32,6 +34,7 @@ def test_a_run_triggered_through_rest_succeeds_on_celery_workers(cluster):
     assert results.engine.dialect.name == "postgresql"
     run = results.latest_run("automl__breast_cancer")
     assert run["run_id"] == run_id and run["status"] == "success"
+    assert {k: run["trigger"][k] for k in conf} == conf
     rows = _rows_of(results, "automl__breast_cancer", run_id)
     assert len(rows) == 7 and all(r["status"] == "ok" and r["n_trials"] == 2 for r in rows)
     assert results.champion("automl__breast_cancer") is not None
