@@ -234,7 +234,20 @@ def planned_trials(dag_id: str, trigger: dict | None) -> dict[str, int]:
         return {}
     if config is None:
         return {}
-    return {f.name: f.budget(config.budget).max_evals for f in config.families}
+    return {f.name: _searchable(f.name, f.budget(config.budget).max_evals, config.task) for f in config.families}
+
+
+def _searchable(family: str, max_evals: int, task: str | None) -> int:
+    """``max_evals``, or fewer for a finite space (the baseline's two points), which is searched once
+    per point (``dagml.warm_start.grid_points``)."""
+    from dagml.families import get_family
+    from dagml.warm_start import grid_points
+
+    try:
+        grid = grid_points(get_family(family)().space(task or "binary", 1000, 10))
+    except Exception:  # a space that needs the data's shape or a library this process lacks
+        return max_evals
+    return min(max_evals, len(grid)) if grid is not None else max_evals
 
 
 def _trial_files(dag_id: str, partition: str, run_id: str) -> dict[str, list]:

@@ -66,6 +66,8 @@ def test_a_searching_run_reports_trials_done_of_planned(ui_server):
     progress = ui_server.json(_run_path(ui_server, SEARCHING, "/progress"))
     knn = next(s for s in progress["searches"] if s["family"] == "sklearn:knn")
     assert knn["planned"] == 5000 and not knn["finished"]
+    baseline = next(s for s in progress["searches"] if s["family"] == "sklearn:dummy")
+    assert baseline["planned"] == 2  # its space has two points, each searched once
     assert progress["state"] == "running"
 
 
