@@ -37,9 +37,7 @@ def _proba_frame(out, index):
 
 def fold_scores(stores, prepared: dict, rows: list[dict], metric) -> dict[str, list[float]]:
     """{family: its score on each validation fold} from the stored out-of-fold predictions."""
-    import numpy as np
-
-    from dagml.ensemble import aligned
+    from dagml.ensemble import aligned, fold_scores as scores_per_fold
     from dagml.prepare import encode_target
 
     df = stores.artifacts.read_parquet(prepared["data_uri"])
@@ -51,8 +49,7 @@ def fold_scores(stores, prepared: dict, rows: list[dict], metric) -> dict[str, l
             continue
         positions, predictions = aligned({r["family"]: stores.artifacts.read_parquet(r["predictions_uri"])})
         y, groups = encode_target(df[recipe["target"]].iloc[positions], recipe), roles[positions]
-        values = predictions[r["family"]]
-        out[r["family"]] = [float(metric(y[groups == g], values[groups == g])) for g in np.unique(groups)]
+        out[r["family"]] = scores_per_fold(metric, y, predictions[r["family"]], groups)
     return out
 
 

@@ -19,9 +19,14 @@ MAX_FINALISTS = 5
 ROUNDS = 25
 
 
+def fold_scores(metric: Metric, y, predictions, groups) -> list[float]:
+    """The metric on each validation fold's rows, in the order of the folds' labels."""
+    return [float(metric(y[groups == g], predictions[groups == g])) for g in np.unique(groups)]
+
+
 def fold_score(metric: Metric, y, predictions, groups) -> float:
     """The metric on each fold's rows, averaged: how a family's validation score is computed."""
-    return float(np.mean([metric(y[groups == g], predictions[groups == g]) for g in np.unique(groups)]))
+    return float(np.mean(fold_scores(metric, y, predictions, groups)))
 
 
 def blend(predictions: list, weights) -> np.ndarray:
