@@ -26,6 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 QUEUES = "default,r,spark"
+# Every search takes slots of this pool (dagml.factory.search_pool): 1, or N for a family with
+# `threads: N`. `up` sizes it to the machine's cores (--search-slots), so the searches running at
+# once never ask for more threads than there are cores, whatever the number of worker slots.
+SEARCH_POOL = "dagml_search"
+# A worker's native thread pools (OpenMP, BLAS), read by each library when it loads: 1 thread per
+# task, as a search is one worker slot; a family with `threads: N` raises its own limit (dagml.threads).
+WORKER_THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # What dagml's cluster changes from Airflow's defaults to cut scheduling gaps
 # (docs/benchmarks.md, cluster_overhead; `--airflow-defaults` leaves these out to compare).
 TUNING = {
@@ -70,6 +77,7 @@ def _env(home: Path, args) -> dict[str, str]:
         "AIRFLOW_CONN_DAGML_RESULTS": f"postgres://{pg}/{args.prefix}results",
         "DAGML_ARTIFACTS_ROOT": str(home / "artifacts"),
         "DAGML_CONFIGS": str(dags / "configs"),
+        "DAGML_SEARCH_POOL": SEARCH_POOL,  # read when the DAGs are parsed: every service sees the same
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         **({} if args.airflow_defaults else TUNING),
     }
@@ -176,7 +184,8 @@ def _start(home: Path, name: str, cmd: list[str], env: dict, api_port: int) -> N
     extra = {}
     if name.startswith("worker"):  # each worker serves its task logs on a port of its own
         port = api_port + 800 + int(name.rsplit("-", 1)[1])
-        extra = {"DAGML_WORKER_NAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
+        extra = {"DAGML_WORKER_NAME": name, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port),
+                 **WORKER_THREADS_ENV}
     with open(home / "logs" / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(cmd, env={**os.environ, **env, **extra}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=REPO)
@@ -226,7 +235,10 @@ def up(args) -> None:
     password = secrets.token_urlsafe(12)
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
     (home / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
-    for cmd in (["airflow", "db", "migrate"], ["dagml", "db", "upgrade"]):
+    slots = args.search_slots or os.cpu_count() or 1
+    for cmd in (["airflow", "db", "migrate"], ["dagml", "db", "upgrade"],
+                ["airflow", "pools", "set", SEARCH_POOL, str(slots),
+                 "dagml searches: one slot per native thread (a family's `threads`), one per core"]):
         done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=REPO)
         if done.returncode:
             sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
@@ -234,7 +246,8 @@ def up(args) -> None:
     for name, cmd in services.items():
         _start(home, name, cmd, env, args.api_port)
     _wait(home, args, services)
-    print(f"dagml cluster is up: {len(services)} services, {args.workers} Celery worker(s) on queues {QUEUES}\n"
+    print(f"dagml cluster is up: {len(services)} services, {args.workers} Celery worker(s) on queues {QUEUES}, "
+          f"searches in pool {SEARCH_POOL} ({slots} slots)\n"
           f"  UI:    http://127.0.0.1:{args.api_port}  (user admin, password {password})\n"
           f"  CLIs:  . {home}/env; airflow dags list; dagml list\n"
           f"  logs:  {home}/logs/   stop: make cluster-down")
@@ -276,6 +289,9 @@ def main(argv=None) -> None:
     parser.add_argument("--queued-timeout", type=int, default=3600,
                         help="seconds a task may wait for a worker slot before Airflow fails it (also the life of "
                              "its token); above families / slots x budget.seconds of the runs queued at once")
+    parser.add_argument("--search-slots", type=int, default=int(os.environ.get("SEARCH_SLOTS", 0)),
+                        help=f"slots of the pool {SEARCH_POOL} every search takes (a family's `threads` of them); "
+                             "default: the machine's cores")
     parser.add_argument("--timeout", type=int, default=180)
     parser.add_argument("--dags", default=str(REPO / "dags"), help="the DAG folder (its configs/ holds the datasets)")
     parser.add_argument("--airflow-defaults", action="store_true",

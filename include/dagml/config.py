@@ -134,10 +134,17 @@ class Budget(_Strict):
         "`seconds` applies only to a family whose entry names it (as a cap)"))
 
 
+MAX_THREADS = 256
+
+
 class FamilyEntry(_Strict):
     name: str
     max_evals: int | None = Field(None, ge=1, le=10_000)
     seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    threads: int = Field(1, ge=1, le=MAX_THREADS, description=(
+        "native threads (OpenMP, BLAS, the library's own) the family's search and fits use; the search "
+        "task then holds as many slots of the search pool (DAGML_SEARCH_POOL), so a worker is not "
+        "oversubscribed"))
 
     @field_validator("name")
     @classmethod
@@ -316,7 +323,7 @@ class DatasetConfig(_Strict):
         return self.metric or DEFAULT_METRIC[task]
 
     def kinds(self) -> list[str]:
-        """The family kinds in use, in a stable order: one mapped search task each."""
+        """The family kinds in use, in a stable order (one mapped search task each, per threads value)."""
         return sorted({f.kind for f in self.families})
 
 

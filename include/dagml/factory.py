@@ -7,6 +7,7 @@ Only the DAG's shape is built here, at parse time: the task callables import
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ log = logging.getLogger("dagml.factory")
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: doc_md is built at every parse
 QUEUES = {"sklearn": "default", "r": "r", "spark": "spark"}
 SEARCH_KINDS = tuple(QUEUES)
+SEARCH_POOL_ENV = "DAGML_SEARCH_POOL"
 PARTITION_PATTERN = trigger.PARTITION_PATTERN
 
 
@@ -63,6 +65,9 @@ def timetable_for(schedule):
 def _context_and_keys():
     from airflow.sdk import get_current_context
 
+    from dagml import threads
+
+    threads.pin_environment()  # the task process: before dagml.tasks imports numpy and what it loads
     from dagml import partitions, tasks
 
     context = get_current_context()
@@ -205,6 +210,25 @@ def _doc(config: DatasetConfig) -> str:
             f"```yaml\n{yaml.dump(data, Dumper=_Dumper, sort_keys=False)}```\n")
 
 
+def search_pool() -> str | None:
+    """The Airflow pool every search task takes slots of: ``DAGML_SEARCH_POOL`` (the cluster's
+    ``dagml_search``, as many slots as its cores), else Airflow's ``default_pool``. Read at parse time
+    from the environment (no I/O): a pool named here that does not exist keeps the searches from
+    being scheduled (Airflow shows a "non-existent pool" DAG warning), so create it first."""
+    return os.environ.get(SEARCH_POOL_ENV) or None
+
+
+def search_task_id(kind: str, threads: int) -> str:
+    """``search_sklearn`` for families of 1 thread, ``search_sklearn_t4`` for those of 4: a mapped task
+    has one pool_slots value for all its instances (Airflow maps only the callable's arguments)."""
+    return f"search_{kind}" if threads == 1 else f"search_{kind}_t{threads}"
+
+
+def search_groups(config: DatasetConfig) -> list[tuple[str, int]]:
+    """(kind, threads) of each mapped search task, in a stable order."""
+    return sorted({(f.kind, f.threads) for f in config.families})
+
+
 def build_dag(config: DatasetConfig):
     from airflow.sdk import DAG, Asset, Param, TriggerRule, task
 
@@ -231,11 +255,13 @@ def build_dag(config: DatasetConfig):
             first >> loaded
         summary = task(task_id="profile")(_profile)(loaded)
         prepared = task(task_id="prepare")(_prepare)(loaded, summary)
+        pool = search_pool()
         searches = [
-            task(task_id=f"search_{kind}", queue=QUEUES[kind], map_index_template="{{ family }}")(_search)
+            task(task_id=search_task_id(kind, threads), queue=QUEUES[kind], map_index_template="{{ family }}",
+                 **({"pool": pool} if pool else {}), pool_slots=threads)(_search)
             .partial(prepared=prepared)
-            .expand(family=[f.name for f in config.families if f.kind == kind])
-            for kind in config.kinds()
+            .expand(family=[f.name for f in config.families if (f.kind, f.threads) == (kind, threads)])
+            for kind, threads in search_groups(config)
         ]
         # select runs when every search ended, however, but not when prepare failed: then the
         # run's reason is prepare's, and select has nothing to add

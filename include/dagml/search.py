@@ -18,10 +18,12 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dagml import threads
 from dagml.budget import FamilyBudget
 from dagml.errors import FamilyFailed
 from dagml.families.base import Family
@@ -50,6 +52,9 @@ class SearchResult:
     # and that trial's seconds
     best_model: object = None
     best_model_seconds: float | None = None
+    # threadpoolctl's report (dagml.threads.report) right after the first successful trial's fits,
+    # taken where they ran (a forked child); None when no trial succeeded in this process
+    thread_report: list | None = None
 
 
 def _point(space_keys, point: dict) -> dict:
@@ -158,7 +163,10 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
            clock=None) -> SearchResult:
     """TPE until ``max_evals`` trials or the time runs out: ``clock`` (a ``dagml.budget`` budget,
     e.g. the run's shared one) or else ``seconds``. A family with ``hard_time_limit`` has each
-    trial stopped when the time left is up, so the search ends within its budget."""
+    trial stopped when the time left is up, so the search ends within its budget.
+
+    Each trial's fits use ``family.threads`` native threads; a forked trial raises the limit in
+    its child only, and this process stays at 1 (``dagml.threads``)."""
     import numpy as np
     from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
     from hyperopt.exceptions import AllTrialsFailed
@@ -182,7 +190,9 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         started = time.perf_counter()
         try:
             def evaluate():
-                predictions, cut_short, models = _fold_predictions(family, params, folds, task, n_classes, seed)
+                with threads.limit(family.threads) if family.threads != 1 else nullcontext():
+                    predictions, cut_short, models = _fold_predictions(family, params, folds, task, n_classes, seed)
+                    report = threads.report() if state.get("report") is None else None  # once: ~10 ms
                 alpha = best_shrinkage(metric, np.concatenate([f.y_valid for f in folds]), np.concatenate(predictions))
                 predictions = [shrink(pred, alpha) for pred in predictions] if alpha else predictions
                 score = float(np.mean([metric(fold.y_valid, pred) for fold, pred in zip(folds, predictions)]))
@@ -191,9 +201,9 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
                 # one fold (holdout): its model is the refit, so the best one comes back (only
                 # an improving trial's crosses the pipe)
                 better = state["best"] is None or metric.better(score, state["best"])
-                return predictions, cut_short, alpha, score, models[0] if len(folds) == 1 and better else None
+                return predictions, cut_short, alpha, score, models[0] if len(folds) == 1 and better else None, report
 
-            predictions, cut_short, alpha, score, model = (
+            predictions, cut_short, alpha, score, model, report = (
                 call_with_time_limit(evaluate, clock.remaining()) if family.hard_time_limit else evaluate())
         except Exception as exc:  # one bad point must not end the search
             error = str(exc) if isinstance(exc, ChildFailed) else f"{type(exc).__name__}: {exc}"
@@ -202,6 +212,9 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         finally:
             clock.spend()
         elapsed = time.perf_counter() - started
+        if report is not None and state.get("report") is None:
+            state["report"] = report
+            log.info("%s trial %s used native threads: %s", name, of, threads.describe(report))
         if state["best"] is None or metric.better(score, state["best"]):
             state.update(best=score, best_predictions=predictions, best_model=model, best_seconds=elapsed)
         log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s%s", name, of, metric.name, score, state["best"],
@@ -246,6 +259,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     result = _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
     result.best_model = state.get("best_model")  # None when the best trial ran before a retry
     result.best_model_seconds = state.get("best_seconds") if result.best_model is not None else None
+    result.thread_report = state.get("report")
     if all(f.valid_rows is not None for f in folds):
         predictions = state.get("best_predictions")
         if predictions is None:  # the best trial ran before a retry: fit its point on the folds again
@@ -260,13 +274,9 @@ def one_thread():
     """One search is one worker slot: native thread pools (OpenMP, BLAS) would oversubscribe the
     cores other slots use, and OpenMP's spin-waiting then slows every search many times. And
     trials are forked: a child must not need the OpenMP threads of a parallel region its parent
-    ran earlier (they do not exist in the child, which would wait for them forever).
-    threadpoolctl limits only the libraries already loaded, so scikit-learn's OpenMP runtime is
-    loaded first (without it, HistGradientBoosting ran 2 threads per search: docs/benchmarks.md)."""
-    import sklearn.utils._openmp_helpers  # noqa: F401  (loads the OpenMP runtime)
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
+    ran earlier (they do not exist in the child, which would wait for them forever). A family
+    given more threads raises the limit only where its fits run (``dagml.threads``)."""
+    return threads.limit(1)
 
 
 def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str, n_classes: int, seed: int):

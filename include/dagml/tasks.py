@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dagml import threads
 from dagml.config import DatasetConfig
 from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
@@ -282,6 +283,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
 
     task, metric = prepared["task"], get_metric(prepared["metric"])
     family = _family(family_key, task)
+    family.threads = next(f.threads for f in config.families if f.name == family_key)
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     data = _training_data(config, family, prepared, recipe, stores)
     result = _search(config, family, data, prepared, keys, stores)
@@ -289,12 +291,17 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
                                                                        "valid_predictions.parquet"), result)
 
     pre, X_train, y_train = data.final()
+    thread_report = result.thread_report
     if result.best_model is not None:  # holdout: the best trial's model was fit on these same rows
         model, fit_seconds = result.best_model, result.best_model_seconds
-    else:
+    else:  # with threads > 1 in a forked child, so this process stays at 1 (dagml.threads)
         started = time.perf_counter()
-        model = family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed)
+        model, thread_report = threads.call(
+            lambda: family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed),
+            family.threads, fork=family.hard_time_limit)
         fit_seconds = time.perf_counter() - started
+    log.info("%s: %d thread(s) configured; native threads used by its fits: %s", family_key, family.threads,
+             threads.describe(thread_report))
     if result.shrinkage:
         from dagml.families.base import Shrunk
 
@@ -314,7 +321,8 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
-           "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri}
+           "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri,
+           "threads": thread_report}
     stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, **row)
     log.info("%s: validation %s %.5f, test %.5f, %s in %.2f s", family_key, metric.name, val_score, test_score,
              "the best trial's model, fit" if result.best_model is not None else "refit", fit_seconds)

@@ -5,8 +5,9 @@ of a budget runs to completion (a 10 s search once took 35.7 s). A forked child 
 parent's data without copying it and can be killed at any point of a fit. Only what the child
 returns crosses back, pickled through a pipe.
 
-Fork is safe here because searches run with one thread per library (``search.one_thread``);
-R (rpy2) and Spark (a JVM gateway) are not forked: their searches keep the soft bound.
+Fork is safe here because the process that forks runs one thread per library (``dagml.threads``:
+a family given more threads raises its limit only inside the child); R (rpy2) and Spark (a JVM
+gateway) are not forked: their searches keep the soft bound.
 
 Fits that can stop early (``seconds_left``) do so before the kill, so a family whose first
 point is dear on large data still returns a model (fewer trees) instead of nothing.
@@ -56,25 +57,26 @@ class ChildFailed(RuntimeError):
     """The function raised in the child: the message is its ``Type: message``."""
 
 
-def call_with_time_limit(fn, seconds: float):
+def call_with_time_limit(fn, seconds: float | None):
     """``fn()`` if it returns within ``seconds``; else the child is killed and TimeLimitExceeded raised.
-    An exception in the child is raised again here with its type name and message."""
-    if seconds <= 0:
+    An exception in the child is raised again here with its type name and message. ``seconds``
+    None: no limit (a fit that must not run in this process, see ``dagml.threads``)."""
+    if seconds is not None and seconds <= 0:
         raise TimeLimitExceeded("no time left in the budget")
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller's code
         global _deadline
         os.close(read_fd)
-        _deadline = time.monotonic() + SOFT_SHARE * seconds
+        _deadline = None if seconds is None else time.monotonic() + SOFT_SHARE * seconds
         _child(fn, write_fd)
     os.close(write_fd)
-    deadline = time.monotonic() + seconds
+    deadline = None if seconds is None else time.monotonic() + seconds
     chunks = []
     try:
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+            left = None if deadline is None else deadline - time.monotonic()
+            if (left is not None and left <= 0) or not select.select([read_fd], [], [], left)[0]:
                 os.kill(pid, signal.SIGKILL)
                 raise TimeLimitExceeded(f"stopped after {seconds:.1f} s, the time left in the budget")
             chunk = os.read(read_fd, 1 << 20)

@@ -25,11 +25,13 @@ def _interpolate(text: str, value: str) -> str:
 
 
 def _commands(service) -> list[list[str]]:
-    """The commands a service runs: its command, or each `a && b` of a `bash -c` script."""
+    """The commands a service runs: its command, or each `a && b` of a `bash -c` script (where a word
+    bash expands, `$${VAR:-...}`, stands for a number here)."""
     cmd = service.get("command", [])
     cmd = shlex.split(cmd) if isinstance(cmd, str) else cmd
     if cmd[:2] == ["bash", "-c"]:
-        return [shlex.split(part.split(">")[0]) for part in cmd[2].split("&&")]
+        return [[("4" if word.startswith("$${") else word) for word in shlex.split(part.split(">")[0])]
+                for part in cmd[2].split("&&")]
     return [cmd]
 
 
@@ -159,3 +161,16 @@ def test_the_files_follow_the_compose_specification(filename):
     broken = copy.deepcopy(document)
     next(iter(broken["services"].values()))["healthcheck"] = {"test": 5}
     assert list(validator.iter_errors(broken))  # the validator does reject a bad file
+
+
+def test_workers_run_one_native_thread_and_searches_share_a_pool_the_init_creates():
+    from dagml.factory import SEARCH_POOL_ENV
+    from dagml.threads import ENVIRONMENT
+
+    pool = COMPOSE["x-airflow"]["environment"][SEARCH_POOL_ENV]
+    for name, service in COMPOSE["services"].items():
+        if name.startswith("worker-"):
+            assert {k: service["environment"][k] for k in ENVIRONMENT} == dict.fromkeys(ENVIRONMENT, "1"), name
+            assert service["environment"][SEARCH_POOL_ENV] == pool, name
+    created = [cmd for cmd in _commands(COMPOSE["services"]["airflow-init"]) if cmd[1:3] == ["pools", "set"]]
+    assert [cmd[3] for cmd in created] == [pool]

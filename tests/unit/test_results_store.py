@@ -152,3 +152,14 @@ def test_a_champion_records_its_refit_and_the_model_that_was_compared(results):
     # without a refit, the compared model is the stored one
     _crown(results, "p2", "sklearn:knn", crowned)
     assert results.champion("d")["compared_model_uri"] == "/m/p2" and results.champion("d")["refit_rows"] is None
+
+
+def test_a_leaderboard_row_keeps_its_thread_report(results):
+    report = [{"user_api": "openmp", "internal_api": "openmp", "prefix": "libgomp", "version": None, "num_threads": 2},
+              {"user_api": "blas", "internal_api": "openblas", "prefix": "libscipy_openblas", "version": "0.3.29",
+               "num_threads": 2}]
+    results.start_run("d", "p", "r1")
+    results.record_family("d", "p", "sklearn:hist_gradient_boosting", "r1", status="ok", val_score=0.9, threads=report)
+    results.record_family("d", "p", "sklearn:knn", "r1", status="failed", error="boom")
+    rows = {r["family"]: r["threads"] for r in results.leaderboard("d", "p")}
+    assert rows == {"sklearn:hist_gradient_boosting": report, "sklearn:knn": None}

@@ -69,6 +69,10 @@ class Family(ABC):
     # Modules ``fit`` imports, imported once before the trials are forked (else every trial would)
     modules: ClassVar[tuple[str, ...]] = ()
     model_class: ClassVar[type[Model]]
+    # Native threads a fit may use: the config's ``threads`` for the family (dagml.threads sets the
+    # OpenMP and BLAS pools to it around each fit); a family passes it to its library's own
+    # parameter where it has one (n_jobs, num_threads, nthread, thread_count)
+    threads: int = 1
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

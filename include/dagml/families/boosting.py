@@ -18,7 +18,8 @@ or squared error) on an evaluation set:
 A round count found by the search is not reused: ``fit`` gets only the best point, and a
 retried or k-fold search would have several counts; the refit's own holdout needs neither.
 
-Each fit uses ``threads`` native threads (1: a search runs in one worker slot). Labels are
+Each fit uses ``threads`` native threads (the family entry's ``threads``, 1 by default: a search
+runs in one worker slot). Labels are
 re-encoded to the classes present in the training rows (XGBoost needs 0..m-1); a class the
 training rows lack gets probability 0, and evaluation rows of such a class are left out.
 CatBoost sees the shared recipe's numeric matrix (one-hot and ordinal codes), not its native
@@ -94,7 +95,6 @@ class BoostingFamily(SklearnFamily):
     max_rounds: ClassVar[int] = 2000
     patience: ClassVar[int] = 50
     fallback_rounds: ClassVar[int] = 100
-    threads: ClassVar[int] = 1
     holdout_share: ClassVar[float] = 0.1
     folds_below: ClassVar[int] = 1000  # fewer training rows: the refit's rounds come from 3 folds
 

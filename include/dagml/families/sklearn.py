@@ -170,7 +170,7 @@ class _Forest(SklearnFamily):
             n_estimators=int(params["n_estimators"]),
             max_features=params["max_features"],
             min_samples_leaf=max(1, int(params["min_samples_leaf"])),
-            n_jobs=1,
+            n_jobs=self.threads,
             random_state=seed,
         )
 
@@ -281,4 +281,5 @@ class KNearestNeighbours(SklearnFamily):
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
         cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
-        return cls(n_neighbors=max(1, int(params["n_neighbors"])), weights=params["weights"], p=params["p"])
+        return cls(n_neighbors=max(1, int(params["n_neighbors"])), weights=params["weights"], p=params["p"],
+                   n_jobs=self.threads)

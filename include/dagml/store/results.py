@@ -64,6 +64,8 @@ leaderboard = sa.Table(
     sa.Column("model_sha256", sa.String(64)),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("predictions_uri", sa.String(1000)),  # the best point's out-of-fold predictions
+    # threadpoolctl's report after the family's fits: [{user_api, internal_api, prefix, version, num_threads}]
+    sa.Column("threads", sa.JSON),
 )
 
 trials = sa.Table(
