@@ -123,3 +123,14 @@ def test_the_report_reads_as_one_line():
                               "version": None, "num_threads": 2}])
     assert line == "openmp libgomp 2"
     assert threads.describe(None) == "no native thread pool loaded"
+
+
+def test_dagml_leaderboard_json_shows_each_rows_thread_report():
+    from dagml import leaderboard
+
+    report = [{"user_api": "openmp", "internal_api": "openmp", "prefix": "libgomp", "version": None, "num_threads": 2}]
+    run = {"dag_id": "d", "partition": "p", "run_id": "r", "status": "success", "error": None, "failed_task": None,
+           "metric": "roc_auc", "selected_family": "sklearn:knn", "promoted": True, "promotion_reason": "",
+           "trigger": None}
+    rows = [{"family": "sklearn:knn", "status": "ok", "val_score": 0.9, "threads": report}]
+    assert leaderboard.document(run, rows)["rows"][0]["threads"] == report
