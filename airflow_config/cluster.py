@@ -79,7 +79,8 @@ def _env(home: Path, args) -> dict[str, str]:
         "DAGML_CONFIGS": str(dags / "configs"),
         "DAGML_SEARCH_POOL": SEARCH_POOL,  # read when the DAGs are parsed: every service sees the same
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        **({} if args.airflow_defaults else TUNING),
+        # a setting the caller's environment already gives wins over dagml's tuning
+        **({} if args.airflow_defaults else {k: v for k, v in TUNING.items() if k not in os.environ}),
     }
 
 

@@ -50,6 +50,51 @@ def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats() -> list[tuple[int, str, int, float]]:
+    """(pid, command, session, CPU seconds of it and of its children it has waited for) of every process."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        comm, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        # fields after the command: state ppid pgrp session ... utime(11) stime cutime cstime
+        out.append((int(entry.name), comm, int(rest[3]), sum(int(x) for x in rest[11:15]) / TICK))
+    return out
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores) since boot."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in
+                                                               Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def cpu_seconds(home: Path) -> dict[str, float]:
+    """CPU seconds so far per cluster service (its session: every process it started, task processes
+    included, and the ones they waited for), the machine's PostgreSQL and Redis, and the machine.
+
+    Take it before and after and subtract: a process that ended in between counts through the
+    parent that waited for it (cutime), so the difference misses only orphans."""
+    sessions = {int(p.read_text()): p.stem for p in (home / "pids").glob("*.pid")}
+    seconds = {name: 0.0 for name in sessions.values()} | {"postgres": 0.0, "redis": 0.0}
+    for _pid, comm, session, cpu in _proc_stats():
+        if session in sessions:
+            seconds[sessions[session]] += cpu
+        elif comm.startswith(("postgres", "postmaster")):
+            seconds["postgres"] += cpu
+        elif comm.startswith("redis-server"):
+            seconds["redis"] += cpu
+    seconds["machine"] = machine_busy_seconds()
+    return seconds
+
+
 class Cluster:
     """``with Cluster(workers=2) as c:`` starts the stack on bench/cluster_dags and stops it afterwards."""
 

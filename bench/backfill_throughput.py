@@ -45,7 +45,7 @@ from statistics import mean, median
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _cluster import POSTGRES, REDIS_DBS, Cluster, critical_path, load, p95, when  # noqa: E402
+from _cluster import POSTGRES, REDIS_DBS, Cluster, cpu_seconds, critical_path, load, p95, when  # noqa: E402
 from _report import provenance, write_section  # noqa: E402
 
 DAG_ID = "automl__bench_sales"
@@ -131,14 +131,14 @@ def backfill(cluster: Cluster, n_days: int, max_active_runs: int, seconds: float
             "reprocess_behavior": "none", "max_active_runs": max_active_runs, "dag_run_conf": {"seconds": seconds}}
     dry = cluster.request("POST", "/api/v2/backfills/dry_run", body)
     assert [b["logical_date"][:10] for b in dry["backfills"]] == planned, dry
-    load_before = load()
+    load_before, cpu_before, t_before = load(), cpu_seconds(cluster.home), time.time()
     created = cluster.request("POST", "/api/v2/backfills", body)
     deadline = time.time() + timeout
     while (state := cluster.request("GET", f"/api/v2/backfills/{created['id']}"))["completed_at"] is None:
         if time.time() > deadline:
             raise TimeoutError(f"backfill {created['id']} not complete after {timeout:.0f} s; logs in {cluster.home}")
         time.sleep(1)
-    load_after = load()
+    load_after, cpu_after, t_after = load(), cpu_seconds(cluster.home), time.time()
     runs = _pages(cluster, f"/api/v2/dags/{DAG_ID}/dagRuns", "dag_runs")
     assert sorted(r["logical_date"][:10] for r in runs) == planned, [r["logical_date"] for r in runs]
     failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
@@ -152,7 +152,8 @@ def backfill(cluster: Cluster, n_days: int, max_active_runs: int, seconds: float
             upstream.setdefault(down, []).append(task["task_id"])
     trials = cluster.results("SELECT family, n_trials FROM dagml_leaderboard WHERE dag_id = :d", d=DAG_ID)
     return {"backfill": state, "runs": runs, "upstream": upstream, "load_before": load_before,
-            "load_after": load_after, "trials": [list(r) for r in trials], "tis": [
+            "load_after": load_after, "trials": [list(r) for r in trials],
+            "cpu": {k: cpu_after[k] - cpu_before[k] for k in cpu_after}, "cpu_wall": t_after - t_before, "tis": [
                 {"run": t["dag_run_id"], "task_id": t["task_id"], "map_index": t["map_index"],
                  "family": t["rendered_map_index"], "host": t["hostname"], "try": t["try_number"],
                  "state": t["state"], "queued": when(t["queued_when"]), "start": when(t["start_date"]),
@@ -366,6 +367,7 @@ to the first task's start; "completed_at lag": the last run's end to the complet
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(account)}
 
+{cpu_table(results)}
 Task durations, median over the backfill's partitions, seconds:
 
 | task | {head} |
@@ -384,6 +386,39 @@ f' (this run searched {2 * seconds:g} s per partition)'}: {'; '.join(verdicts)}.
 
 {reading(results, analysed, ratio, trials, meta)}
 """)
+
+
+SERVICES = ("scheduler", "api-server", "dag-processor", "triggerer", "postgres", "redis")
+
+
+def cpu_table(results: dict) -> str:
+    """Where the machine's CPU went during each backfill, per partition (runs saved before the
+    benchmark read /proc have none)."""
+    rows = []
+    for b in results.values():
+        if "cpu" not in b:
+            continue
+        cpu, k = b["cpu"], len(b["runs"])
+        workers = sum(x for name, x in cpu.items() if name.startswith("worker-"))
+        named = [workers] + [cpu.get(name, 0.0) for name in SERVICES]
+        other = cpu["machine"] - sum(named)
+        capacity = os.cpu_count() * b["cpu_wall"]
+        cells = " | ".join(f"{x / k:.1f}" for x in (*named, other))
+        rows.append(f"| {_name(b['variant'])} | {b['cpu_wall']:.0f} | {cpu['machine'] / capacity:.0%} | "
+                    f"{workers / cpu['machine']:.0%} | {cells} |")
+    if not rows:
+        return ""
+    return f"""Where the machine's CPU went, from /proc, between the backfill's creation and Airflow's complete
+flag ("interval"): "used" = busy core-seconds over {os.cpu_count()} cores × interval; "workers" = the share
+of the busy seconds spent in the Celery workers' sessions (every task process, searches
+and the rest, and Celery itself); then core-seconds per partition for each: the other
+services' sessions, the machine's PostgreSQL and Redis (also serving anything else on the
+machine), and "other" = everything else busy on the machine meanwhile.
+
+| backfill | interval s | used | workers | workers s | {' s | '.join(SERVICES)} s | other s |
+|---|---|---|---|---|{'---|' * len(SERVICES)}---|
+{chr(10).join(rows)}
+"""
 
 
 # What the same benchmark measured before dagml's search task held OpenMP to one thread.
