@@ -134,3 +134,23 @@ def test_dagml_leaderboard_json_shows_each_rows_thread_report():
            "trigger": None}
     rows = [{"family": "sklearn:knn", "status": "ok", "val_score": 0.9, "threads": report}]
     assert leaderboard.document(run, rows)["rows"][0]["threads"] == report
+
+
+def test_ranger_fits_with_the_threads_of_its_entry(monkeypatch):
+    import numpy as np
+    from hyperopt.pyll.stochastic import sample
+
+    from dagml.families import get_family, r
+
+    seen = []
+    real = r._params
+    monkeypatch.setattr(r, "_params", lambda params: seen.append(params) or real(params))
+    family = get_family("r:ranger")()
+    family.check_available()
+    family.threads = 2
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    point = sample(family.space("binary", *X.shape), rng=np.random.default_rng(0))
+    model = family.fit(point, X, y, "binary", 2, seed=0)
+    assert seen[-1]["threads"] == 2  # ranger's num.threads
+    assert model.predict(X).shape == (200, 2)

@@ -40,7 +40,7 @@ dagml_fit_ranger <- function(x, y, task, k, p, seed) {
   if (task != "regression") y <- dagml_factor(y, k)
   ranger::ranger(x = x, y = y, num.trees = p$num_trees, mtry = max(1, round(p$mtry_share * ncol(x))),
                  min.node.size = p$min_node_size, probability = task != "regression", seed = seed,
-                 num.threads = 1)
+                 num.threads = p$threads)
 }
 dagml_predict_ranger <- function(fit, x, task) predict(fit, data = x, num.threads = 1)$predictions
 
@@ -180,7 +180,8 @@ class RFamily(Family):
         X, y = self.capped(X, y, seed)
         ro = _r()
         ry = ro.FloatVector(np.asarray(y, dtype=float)) if task == "regression" else ro.IntVector(np.asarray(y, int))
-        fit = ro.r[f"dagml_fit_{self.r_functions}"](self._cached_matrix(X), ry, task, n_classes, _params(params), seed)
+        fit = ro.r[f"dagml_fit_{self.r_functions}"](self._cached_matrix(X), ry, task, n_classes,
+                                                     _params({**params, "threads": int(self.threads)}), seed)
         return RModel(self.r_functions, task, n_classes, fit)
 
     def _cached_matrix(self, X):
