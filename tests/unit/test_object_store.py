@@ -183,3 +183,34 @@ def test_scoring_writes_its_predictions_to_the_object_store(s3_stores, s3_endpoi
     pd.testing.assert_frame_equal(remote, pd.read_parquet(tmp_path / "local.parquet"))
     keys = [o["Key"] for o in _client(s3_endpoint).list_objects_v2(Bucket=bucket, Prefix="scored/")["Contents"]]
     assert keys == ["scored/2026-03-01.parquet"]  # no temporary object left behind
+
+
+def test_the_dagml_page_reads_a_searching_run_s_progress_from_the_object_store(s3_stores, monkeypatch):
+    """plugins/dagml_ui: a run's live progress (trials done, best so far) comes from the trial files
+    a search keeps beside its artifacts, here in S3, before the family's leaderboard row exists."""
+    from pathlib import Path
+
+    from dagml.config import DatasetConfig
+    from dagml.store.results import leaderboard
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "plugins"))
+    monkeypatch.setenv("AIRFLOW_CONN_DAGML_RESULTS", s3_stores.results.url)
+    from dagml_ui import data
+
+    config = DatasetConfig.model_validate({
+        "name": "s3p", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
+        "families": [{"name": "elastic_net", "max_evals": 3}], "budget": {"max_evals": 2}})
+    keys = tasks.RunKeys(config.dag_id, "p", "r")
+    loaded = tasks.load(config, config.source.uri, keys, s3_stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, s3_stores), keys, s3_stores)
+    tasks.search_family(config, "sklearn:elastic_net", prepared, keys, s3_stores)
+    # as while the search runs: its trials are in the object store, its row is not written yet
+    row = s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]
+    with s3_stores.results.engine.begin() as conn:
+        conn.execute(leaderboard.delete())
+
+    progress = data.progress(keys.dag_id, keys.run_id)
+    assert progress["state"] == "running" and progress["trials_done"] == 3
+    (search,) = progress["searches"]
+    assert (search["family"], search["done"], search["finished"]) == ("sklearn:elastic_net", 3, False)
+    assert search["best"] == pytest.approx(row["val_score"])
