@@ -26,13 +26,18 @@ fit: the search logs it and stores it on the family's leaderboard row (``threads
 from __future__ import annotations
 
 import os
+import sys
 
 ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def pin_environment() -> None:
-    """1 thread per native pool for libraries not loaded yet, unless the worker's environment says
-    otherwise (a library reads these once, when it loads)."""
+    """1 thread per native pool, unless the worker's environment says otherwise, in a process that
+    has not loaded numpy yet (a task process: a library reads these once, when it loads). A process
+    that already has (a test, ``dag.test()``) is left alone: the variables would reach only its
+    later subprocesses, and threadpoolctl limits what it loaded."""
+    if "numpy" in sys.modules:
+        return
     for name in ENVIRONMENT:
         os.environ.setdefault(name, "1")
 

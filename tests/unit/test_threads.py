@@ -106,14 +106,14 @@ def test_the_leaderboard_row_records_the_threads_each_native_library_used(valida
         assert all(e["internal_api"] and e["prefix"] for e in report)
 
 
-def test_the_task_process_pins_one_thread_unless_the_worker_says_otherwise(monkeypatch):
-    from dagml import threads
-
-    for name in threads.ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    threads.pin_environment()
-    assert [os.environ[n] for n in threads.ENVIRONMENT] == ["3", "1", "1"]
+def test_the_task_process_pins_one_thread_unless_the_worker_says_otherwise():
+    probe = ("import json, os\nfrom dagml import threads\nthreads.pin_environment()\n"
+             "before = [os.environ.get(n) for n in threads.ENVIRONMENT]\n"
+             "import numpy\nos.environ.pop('MKL_NUM_THREADS')\nthreads.pin_environment()\n"
+             "print(json.dumps([before, os.environ.get('MKL_NUM_THREADS')]))")
+    before, after_numpy = json.loads(_python(probe, OMP_NUM_THREADS="3"))
+    assert before == ["3", "1", "1"]  # a fresh task process, the worker's own value kept
+    assert after_numpy is None  # once numpy is loaded (a test, dag.test()), the environment is left alone
 
 
 def test_the_report_reads_as_one_line():
