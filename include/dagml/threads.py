@@ -14,8 +14,9 @@ family entry says ``threads: N`` (its search task then holds N slots of the sear
 
 Trials are forked (``dagml.time_limit``), and GNU libgomp is not fork-safe: a child that runs a
 parallel region of N > 1 threads after its parent ran one waits forever for the parent's
-threads, which do not exist in it (measured: a HistGradientBoosting fit with 2 threads in the
-parent, then one in a forked child, hung until killed). So the task process stays at 1 thread
+threads, which do not exist in it (measured with OMP_NUM_THREADS=1, as the workers run: a
+HistGradientBoosting fit raised to 2 threads in the parent, then one in a forked child, hung
+until its 20 s limit killed it; with the parent kept at 1, the child's 2-thread fit took 0.2 s). So the task process stays at 1 thread
 for as long as it forks: a family with ``threads: N`` raises the limit only inside its forked
 trials and its forked refit (``call``); the process that forks never runs more than 1.
 
