@@ -109,6 +109,22 @@ def test_when_every_family_raises_the_run_fails_and_nothing_is_promoted(cluster)
     assert run["run_id"] == run_id and run["status"] == "failed" and "every family failed" in run["error"]
 
 
+def test_a_rest_conf_with_a_family_the_config_does_not_allow_fails_the_first_task_naming_it(cluster):
+    """The server validates the conf against the Params' schema; which families a config allows is
+    dagml's to know, so the run starts and its first task, on a worker, refuses it."""
+    dag_id = "automl__breast_cancer"
+    conf = {"partition": "2026-02-02", "families": ["random_forest", "lightgbm"]}
+    run_id = cluster.trigger(dag_id, conf)
+    assert cluster.wait(dag_id, run_id) == "failed"
+
+    tis = {ti["task_id"]: ti for ti in cluster.task_instances(dag_id, run_id) if ti["map_index"] in (-1, None)}
+    assert tis["load"]["state"] == "failed" and tis["load"]["try_number"] == 1  # bad input: no retry
+    assert tis["profile"]["state"] == "upstream_failed"
+    run = cluster.results().run(dag_id, "2026-02-02")
+    assert run["run_id"] == run_id and run["status"] == "failed" and run["failed_task"] == "load"
+    assert run["error"].startswith("load: trigger param 'families': 'lightgbm' not among this config's families")
+
+
 def test_a_killed_worker_s_search_is_retried_elsewhere_and_nothing_is_lost(cluster):
     """Runs last: it leaves the cluster with one worker."""
     from tests.cluster.conftest import kill_worker_running
