@@ -37,8 +37,11 @@ WORKER_THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_
 # (docs/benchmarks.md, cluster_overhead; `--airflow-defaults` leaves these out to compare).
 TUNING = {
     # the scheduler loop sleeps this long when it found nothing to do (default 1 s): it bounds
-    # the gap between one task's end and the next one's queueing
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+    # the gap between one task's end and the next one's queueing. Each idle loop is a few
+    # queries: at 0.1 s the scheduler and PostgreSQL took ~13 core-seconds per backfilled
+    # partition, CPU the searches lose when slots = cores; 0.5 s took ~5 and backfilled as fast
+    # (docs/benchmarks.md, backfill_throughput)
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
     # a worker's supervisor may notice that its task process ended only at its next heartbeat
     # (default every 5 s), holding the slot that long: ~5 s hand-offs between tasks
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",

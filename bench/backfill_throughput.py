@@ -75,6 +75,18 @@ def library() -> str:
         " with uncommitted changes in include/" if dirty else "")
 
 
+def cluster_tuning() -> dict[str, str]:
+    """The Airflow settings airflow_config/cluster.py changes from Airflow's defaults (its TUNING)."""
+    import importlib.util
+
+    from _cluster import CLUSTER
+
+    spec = importlib.util.spec_from_file_location("dagml_cluster_script", CLUSTER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.TUNING)
+
+
 def days(n: int) -> list[str]:
     return [(FIRST_DAY + timedelta(days=i)).isoformat() for i in range(n)]
 
@@ -240,7 +252,7 @@ def main() -> None:
         sys.exit(f"--variants: the first must be 1:1 (it measures W), at most {len(REDIS_DBS)} variants")
     t0, load_start = time.time(), load()
     meta = {"provenance": provenance(), "library": library(), "load_start": load_start,
-            "partitions": args.partitions, "seconds": args.seconds, "rows": args.rows}
+            "partitions": args.partitions, "seconds": args.seconds, "rows": args.rows, "tuning": cluster_tuning()}
     subprocess.run([sys.executable, "-c", WARM_IMPORTS], check=True)  # the page cache, not a measurement
     fill_warehouse(args.partitions, args.rows)
     results = {}
@@ -441,6 +453,54 @@ def _at_load(results: dict, k: str, other: str) -> str:
         _peak(results[k]) > _peak(results[other]) + 1) else ""
 
 
+IDLE_SLEEP = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
+
+
+def _service_seconds(b: dict) -> float | None:
+    """The scheduler's and PostgreSQL's CPU seconds per partition (None for a run without /proc figures)."""
+    return (b["cpu"]["scheduler"] + b["cpu"]["postgres"]) / len(b["runs"]) if "cpu" in b else None
+
+
+def _idle_sleep_reading(results: dict, analysed: dict, ratio: dict, trials: dict, plain2: str,
+                        meta: dict) -> list[str]:
+    """What the scheduler's idle sleep trades: CPU the searches share against the wait between tasks."""
+    shipped = meta.get("tuning", {}).get(IDLE_SLEEP, "0.1")  # cluster.py's, when the run was measured
+    out = []
+    for k in results:
+        sleep = results[k]["variant"]["env"].get(IDLE_SLEEP)
+        if sleep is None or results[k]["variant"]["slots"] != 2:
+            continue
+        a, two = analysed[k], analysed[plain2]
+        cpu, cpu0 = _service_seconds(results[k]), _service_seconds(results[plain2])
+        spent = (f"the scheduler and PostgreSQL used {cpu:.1f} core-seconds per partition against {cpu0:.1f}; "
+                 if cpu is not None and cpu0 is not None else "")
+        out.append(
+            f"The scheduler's idle sleep at {sleep} s instead of {shipped} s (cluster.py's setting in this run; "
+            f"Airflow's default is 1 s), on 2 slots: {spent}the "
+            f"scheduler's turn between tasks took {a['sched'] / (2 * a['span']):.1%} of the slot-seconds against "
+            f"{two['sched'] / (2 * two['span']):.1%}, slot-busy {a['busy_share']:.0%} vs {two['busy_share']:.0%}; "
+            f"W {a['work']:.1f} s vs {two['work']:.1f} s, hist_gradient_boosting "
+            f"{trials[k].get('sklearn:hist_gradient_boosting', math.nan):.0f} vs "
+            f"{trials[plain2].get('sklearn:hist_gradient_boosting', math.nan):.0f} trials per search; ratio "
+            f"**{ratio[k]:.2f}** vs **{ratio[plain2]:.2f}**{_at_load(results, k, plain2)}. A shorter sleep queues "
+            f"the next task sooner, but every idle loop of the scheduler is a few queries, and on 2 cores that CPU "
+            f"is taken from the searches.")
+    return out
+
+
+def _idle_sleep_advice(results: dict, ratio: dict, meta: dict) -> str:
+    """Which idle sleep backfilled fastest on 2 slots, and what cluster.py ships now."""
+    measured = meta.get("tuning", {}).get(IDLE_SLEEP, "0.1")
+    two = {results[k]["variant"]["env"].get(IDLE_SLEEP, measured): ratio[k] for k in results
+           if results[k]["variant"]["slots"] == 2 and set(results[k]["variant"]["env"]) <= {IDLE_SLEEP}}
+    if len(two) < 2:
+        return ""
+    best = max(two, key=two.get)
+    return (f"`[scheduler] scheduler_idle_sleep_time`: {best} s backfilled fastest on 2 slots here ("
+            + ", ".join(f"{s} s: {r:.2f}" for s, r in two.items()) + f"); airflow_config/cluster.py ships "
+            f"{cluster_tuning()[IDLE_SLEEP]} s (the cluster_overhead section above was measured at 0.1 s). ")
+
+
 def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict) -> str:
     """The honest reading, from the figures above."""
     keys = list(analysed)
@@ -542,6 +602,8 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
                 + ("Extra runs keep a task queued for every slot that frees, which hides the scheduler's turn, "
                    "not the worker's." if ratio[more] > ratio[same] + 0.02 else
                    "Extra runs did not buy measurable throughput here; each partition just took longer."))
+    if plain2:
+        out.extend(_idle_sleep_reading(results, analysed, ratio, trials, plain2, meta))
     lag = max(a["completed_lag"] for a in analysed.values())
     families = 3
     rule = {k: families * results[k]["variant"]["runs"] / results[k]["variant"]["slots"] * meta["seconds"]
@@ -552,12 +614,12 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
         f"the ratio by completed_at is lower, most of all for short backfills.")
     out.append(
         "What to set. `max_active_runs` of the backfill = worker slots: `POST /api/v2/backfills` defaults to 10, "
-        "which on a few slots queues every run's searches at once; " + (
-            "more runs than slots bought little here and made each partition take longer. " if plain2 and more
-            and same and ratio[more] <= ratio[same] + 0.02 else "one extra run can fill the scheduler's turn. " if
+        "which on a few slots queues every run's searches at once. " + (
+            "More runs than slots bought little here and made each partition take longer. " if plain2 and more
+            and same and ratio[more] <= ratio[same] + 0.02 else "One extra run can fill the scheduler's turn. " if
             plain2 and more and same else "") +
         "One worker slot per core, with Airflow's services on cores of their own if the ratio matters: here 2 "
-        "slots shared 2 cores with them. "
+        "slots shared 2 cores with them. " + _idle_sleep_advice(results, ratio, meta)
         + ("`OMP_NUM_THREADS=1` in the workers' environment, so a search holds one core as its slot promises. "
            if gain is not None and gain > 1.2 else "No `OMP_NUM_THREADS` is needed for dagml's searches. "
            if gain is not None else "")
