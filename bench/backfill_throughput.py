@@ -512,7 +512,7 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
     hot = [f"{_peak(results[k]):.1f} ({_name(results[k]['variant'])})" for k in keys
            if _peak(results[k]) > results[k]["variant"]["slots"] + 2]
     missed = [k for k in keys if ratio[k] < 0.9]
-    out = [(f"**Reading.** The goal is met in every row. " if not missed else
+    out = [("**Reading.** The goal is met in every row. " if not missed else
             f"**Reading.** The goal is met on {'; '.join(_name(results[k]['variant']) for k in keys if k not in missed) or 'no row'}; "
             f"it is missed on {'; '.join(_name(results[k]['variant']) for k in missed)}. ")
            + f"The scheduling itself kept the slots busy {min(busy):.0%}–{max(busy):.0%} of the span in every row; "

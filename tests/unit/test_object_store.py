@@ -80,18 +80,24 @@ def test_a_missing_bucket_is_an_error_naming_the_uri_and_is_not_created(s3_endpo
     assert "no-such-bucket-dagml" not in {b["Name"] for b in _client(s3_endpoint).list_buckets()["Buckets"]}
 
 
-def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores, caplog):
-    import logging
-
+def _searched_three_trials(name: str, stores):
+    """(config, run keys, prepared) after elastic_net's search of 3 trials on breast_cancer."""
     from dagml.config import DatasetConfig
 
     config = DatasetConfig.model_validate({
-        "name": "s3r", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
+        "name": name, "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
         "families": [{"name": "elastic_net", "max_evals": 3}], "budget": {"max_evals": 2}})
     keys = tasks.RunKeys(config.dag_id, "p", "r")
-    loaded = tasks.load(config, config.source.uri, keys, s3_stores)
-    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, s3_stores), keys, s3_stores)
-    tasks.search_family(config, "sklearn:elastic_net", prepared, keys, s3_stores)
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    tasks.search_family(config, "sklearn:elastic_net", prepared, keys, stores)
+    return config, keys, prepared
+
+
+def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores, caplog):
+    import logging
+
+    config, keys, prepared = _searched_three_trials("s3r", s3_stores)
     assert s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]["n_trials"] == 3
     assert s3_stores.artifacts.exists(s3_stores.load_uri(keys, prepared["load_id"], "sklearn:elastic_net", "trials.json"))
 
@@ -190,20 +196,13 @@ def test_the_dagml_page_reads_a_searching_run_s_progress_from_the_object_store(s
     a search keeps beside its artifacts, here in S3, before the family's leaderboard row exists."""
     from pathlib import Path
 
-    from dagml.config import DatasetConfig
     from dagml.store.results import leaderboard
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "plugins"))
     monkeypatch.setenv("AIRFLOW_CONN_DAGML_RESULTS", s3_stores.results.url)
     from dagml_ui import data
 
-    config = DatasetConfig.model_validate({
-        "name": "s3p", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
-        "families": [{"name": "elastic_net", "max_evals": 3}], "budget": {"max_evals": 2}})
-    keys = tasks.RunKeys(config.dag_id, "p", "r")
-    loaded = tasks.load(config, config.source.uri, keys, s3_stores)
-    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, s3_stores), keys, s3_stores)
-    tasks.search_family(config, "sklearn:elastic_net", prepared, keys, s3_stores)
+    _, keys, _ = _searched_three_trials("s3p", s3_stores)
     # as while the search runs: its trials are in the object store, its row is not written yet
     row = s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]
     with s3_stores.results.engine.begin() as conn:
