@@ -581,7 +581,7 @@ def reading(results: dict, analysed: dict, ratio: dict, trials: dict, meta: dict
             else:
                 out.append(
                     f"`OMP_NUM_THREADS=1` on every service, as a control: {measured} dagml's search task holds "
-                    f"OpenMP and BLAS to one thread itself (`dagml.tasks.one_thread`, since commit 3d5a2b5), so the "
+                    f"OpenMP and BLAS to one thread itself (`dagml.threads.limit`, since commit 3d5a2b5), so the "
                     f"variable should change nothing, and the trial counts agree within {abs(gain - 1):.0%}; the gap "
                     f"in W and ratio is one backfill each, which this run cannot tell from the load moving between "
                     f"the rows. {PRE_FIX}")

@@ -20,7 +20,7 @@ os.environ.update({
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
     "AIRFLOW_CONN_DAGML_RESULTS": f"sqlite:///{_HOME}/results.db",
     "DAGML_ARTIFACTS_ROOT": str(_HOME / "artifacts"),
-    # as in a task (search.one_thread): tests that fit outside a task must not spin one OpenMP
+    # as in a task (dagml.threads.limit): tests that fit outside a task must not spin one OpenMP
     # thread per core against each other (8x slower on a busy 2-core machine)
     "OMP_NUM_THREADS": "1",
 })

@@ -242,7 +242,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
             importlib.import_module(module)
     started = time.perf_counter()
     try:
-        with one_thread():
+        with threads.limit(1):
             fmin(
                 objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest,
                 max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (clock.remaining() <= 0, []),
@@ -268,15 +268,6 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         result.valid_rows = np.concatenate([f.valid_rows for f in folds])
         result.valid_predictions = np.concatenate(predictions)
     return result
-
-
-def one_thread():
-    """One search is one worker slot: native thread pools (OpenMP, BLAS) would oversubscribe the
-    cores other slots use, and OpenMP's spin-waiting then slows every search many times. And
-    trials are forked: a child must not need the OpenMP threads of a parallel region its parent
-    ran earlier (they do not exist in the child, which would wait for them forever). A family
-    given more threads raises the limit only where its fits run (``dagml.threads``)."""
-    return threads.limit(1)
 
 
 def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str, n_classes: int, seed: int):

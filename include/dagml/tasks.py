@@ -18,7 +18,6 @@ from dagml import threads
 from dagml.config import DatasetConfig
 from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
-from dagml.search import one_thread
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore
 
@@ -170,7 +169,7 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
     """Search one family, refit its best point, score validation and test rows, store the model."""
     try:
-        with one_thread():
+        with threads.limit(1):
             return _search_family(config, family_key, prepared, keys, stores)
     except Exception as exc:
         stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",
@@ -387,7 +386,7 @@ def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunK
         log.info("no ensemble: %d family(ies) with out-of-fold predictions", len(finalists))
         return
     try:
-        with one_thread():
+        with threads.limit(1):
             row = _ensemble_row(config, finalists, metric, prepared, keys, stores)
     except Exception as exc:
         log.exception("the ensemble could not be built")
@@ -456,7 +455,7 @@ def _record_diagnostics(config, family: str, predictor, df, roles, recipe: dict,
     test = df[roles == "test"]
     started = time.perf_counter()
     try:
-        with one_thread():
+        with threads.limit(1):
             values = diagnostics.compute(lambda frame: _raw(predictor, frame, recipe), test[recipe["features"]],
                                          encode_target(test[recipe["target"]], recipe), recipe, metric, config.seed)
     except Exception as exc:
@@ -558,7 +557,7 @@ def _refit(config, selection: dict, prepared: dict, keys: RunKeys, stores: Store
     if not _refit_wanted(config, roles):
         return Refit()
     try:
-        with one_thread():
+        with threads.limit(1):
             refit = _refit_model(config, selection, prepared, keys, stores, df, roles, recipe)
     except Exception as exc:
         log.exception("refitting %s on all rows failed: the compared model becomes the champion", selection["family"])

@@ -169,7 +169,8 @@ def test_a_fit_the_time_limit_would_kill_stops_itself_and_still_scores(key, many
     import importlib
     import time
 
-    from dagml.search import _fold_predictions, one_thread
+    from dagml import threads
+    from dagml.search import _fold_predictions
     from dagml.time_limit import call_with_time_limit
 
     size, point = DEAR_POINTS[key]
@@ -177,7 +178,7 @@ def test_a_fit_the_time_limit_would_kill_stops_itself_and_still_scores(key, many
     for module in family.modules:  # as a search does before forking its trials
         importlib.import_module(module)
     started = time.monotonic()
-    with one_thread():
+    with threads.limit(1):
         predictions, cut_short, _ = call_with_time_limit(
             lambda: _fold_predictions(family, point, [many_classes], "multiclass", 26, 0), 6.0)
     assert time.monotonic() - started < 6.0

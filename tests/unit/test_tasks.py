@@ -270,8 +270,8 @@ def test_a_search_runs_one_openmp_thread_even_when_openmp_loads_inside_it():
     import subprocess
     import sys
 
-    probe = ("from dagml.tasks import one_thread\n"
-             "with one_thread():\n"
+    probe = ("from dagml import threads\n"
+             "with threads.limit(1):\n"
              "    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads\n"
              "    print(_openmp_effective_n_threads())\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,

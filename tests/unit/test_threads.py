@@ -50,12 +50,11 @@ import json
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from dagml import threads
-from dagml.search import one_thread
 
 X = np.random.default_rng(0).normal(size=(3000, 10)); y = (X[:, 0] > 0).astype(int)
 def fit():
     return HistGradientBoostingClassifier(max_iter=10).fit(X, y).score(X, y)
-with one_thread():
+with threads.limit(1):
     fit()  # this process runs OpenMP at 1 thread, as a search's task process does
     first = threads.call(fit, 2, fork=True)[1]
     second = threads.call(fit, 2, fork=True)[1]  # forking again after a 2-thread child is fine
