@@ -25,9 +25,14 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# pip's "Collecting" lines as a count, so the minutes of a fresh install show their progress.
+PIP_PROGRESS = awk -v n=$$(grep -c '^[A-Za-z]' $(1)) '/^Collecting/ {printf "   [%d/%d] %s\n", ++i, n, $$2; fflush()} \
+  /^Installing collected/ {print "   installing the collected packages"; fflush()}'
+
 $(STAMP): | system-deps
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@echo "== installing requirements.txt into $(VENV) (about 4 minutes on a fresh machine)"
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt | $(call PIP_PROGRESS,requirements.txt)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -74,12 +79,14 @@ BENCH_EXTRAS := $(VENV)/.bench-$(shell sha256sum bench/quality/requirements-benc
 
 $(AG_STAMP):
 	rm -rf $(AG_VENV) && python3 -m venv $(AG_VENV)
-	$(AG_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/quality/requirements-autogluon.txt
+	@echo "== installing bench/quality/requirements-autogluon.txt into $(AG_VENV) (the quality benchmark's own venv: minutes on a fresh machine)"
+	$(AG_VENV)/bin/python -m pip install --disable-pip-version-check -r bench/quality/requirements-autogluon.txt | $(call PIP_PROGRESS,bench/quality/requirements-autogluon.txt)
 	touch $@
 
 $(FLAML_STAMP):
 	rm -rf $(FLAML_VENV) && python3 -m venv $(FLAML_VENV)
-	$(FLAML_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/quality/requirements-flaml.txt
+	@echo "== installing bench/quality/requirements-flaml.txt into $(FLAML_VENV) (the quality benchmark's own venv: minutes on a fresh machine)"
+	$(FLAML_VENV)/bin/python -m pip install --disable-pip-version-check -r bench/quality/requirements-flaml.txt | $(call PIP_PROGRESS,bench/quality/requirements-flaml.txt)
 	touch $@
 
 $(BENCH_EXTRAS): $(STAMP)

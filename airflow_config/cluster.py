@@ -213,19 +213,30 @@ def _health(port: int) -> dict | None:
 
 
 def _wait(home: Path, args, services) -> None:
-    deadline = time.time() + args.timeout
+    """Until the api-server reports every component healthy and every worker logged ready, saying
+    which became ready when (start-up takes most of a minute)."""
+    start = time.time()
+    deadline = start + args.timeout
+    components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    workers = [n for n in services if n.startswith("worker")]
+    seen: set[str] = set()
     while time.time() < deadline:
         dead = [n for n in services if not _alive(int((home / "pids" / f"{n}.pid").read_text()))]
         if dead:
             sys.exit(f"service(s) {', '.join(dead)} exited; see {home}/logs/")
-        health = _health(args.api_port) or {}
-        components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        healthy = all(health.get(c, {}).get("status") == "healthy" for c in components)
-        ready = all(b" ready." in (home / "logs" / f"{n}.log").read_bytes() for n in services if n.startswith("worker"))
-        if healthy and ready:
+        health = _health(args.api_port)
+        ready = {"api-server"} if health is not None else set()
+        ready |= {c for c in components if (health or {}).get(c, {}).get("status") == "healthy"}
+        ready |= {n for n in workers if b" ready." in (home / "logs" / f"{n}.log").read_bytes()}
+        for name in sorted(ready - seen):
+            print(f"   {name} ready after {time.time() - start:.0f} s", flush=True)
+        seen |= ready
+        if seen >= {"api-server", *components, *workers}:
             return
         time.sleep(1)
-    sys.exit(f"the cluster did not become healthy within {args.timeout} s; see {home}/logs/")
+    missing = sorted({"api-server", *components, *workers} - seen)
+    sys.exit(f"the cluster did not become healthy within {args.timeout} s (not ready: {', '.join(missing)}); "
+             f"see {home}/logs/")
 
 
 def up(args) -> None:
@@ -240,13 +251,17 @@ def up(args) -> None:
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
     (home / "env").write_text("".join(f"export {k}={json.dumps(v)}\n" for k, v in env.items()))
     slots = args.search_slots or os.cpu_count() or 1
-    for cmd in (["airflow", "db", "migrate"], ["dagml", "db", "upgrade"],
-                ["airflow", "pools", "set", SEARCH_POOL, str(slots),
-                 "dagml searches: one slot per native thread (a family's `threads`), one per core"]):
+    for what, cmd in (("migrating Airflow's metadata DB", ["airflow", "db", "migrate"]),
+                      ("migrating dagml's results DB", ["dagml", "db", "upgrade"]),
+                      (f"creating pool {SEARCH_POOL} ({slots} slots)",
+                       ["airflow", "pools", "set", SEARCH_POOL, str(slots),
+                        "dagml searches: one slot per native thread (a family's `threads`), one per core"])):
+        print(f"== {what}", flush=True)
         done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=REPO)
         if done.returncode:
             sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     services = _services(args.workers)
+    print(f"== starting {', '.join(services)} (logs in {home}/logs/); waiting for each to be ready", flush=True)
     for name, cmd in services.items():
         _start(home, name, cmd, env, args.api_port)
     _wait(home, args, services)

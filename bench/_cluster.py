@@ -99,10 +99,12 @@ class Cluster:
     """``with Cluster(workers=2) as c:`` starts the stack on bench/cluster_dags and stops it afterwards."""
 
     def __init__(self, workers: int, airflow_defaults: bool = False, redis_db: int = REDIS_DBS[0],
-                 extra_env: dict[str, str] | None = None):
-        """``extra_env``: more settings (AIRFLOW__...) for every service; cluster.py's own win over them."""
+                 extra_env: dict[str, str] | None = None, dags: Path = DAGS, search_slots: int | None = None):
+        """``extra_env``: more settings (AIRFLOW__...) for every service; cluster.py's own win over them.
+        ``search_slots``: the size of the search pool (cluster.py's default: one slot per core)."""
         self.workers, self.airflow_defaults, self.redis_db = workers, airflow_defaults, redis_db
         self.extra_env = extra_env or {}
+        self.dags, self.search_slots = Path(dags), search_slots
         self.home = Path(tempfile.mkdtemp(prefix="dagml-bench-cluster-"))
         self.prefix = f"dagml_b{os.getpid()}_{redis_db}_"
         self.port = free_port()
@@ -117,7 +119,8 @@ class Cluster:
         if self._redis("dbsize") != "0":
             sys.exit(f"Redis db {self.redis_db} is not empty: somebody else uses it")
         args = ["--home", str(self.home), "--workers", str(self.workers), "--redis", REDIS.format(db=self.redis_db),
-                "--prefix", self.prefix, "--api-port", str(self.port), "--dags", str(DAGS)]
+                "--prefix", self.prefix, "--api-port", str(self.port), "--dags", str(self.dags),
+                *(["--search-slots", str(self.search_slots)] if self.search_slots else [])]
         try:
             up = subprocess.run([sys.executable, str(CLUSTER), "up", *args,
                                  *(["--airflow-defaults"] if self.airflow_defaults else [])],

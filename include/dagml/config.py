@@ -322,10 +322,6 @@ class DatasetConfig(_Strict):
     def metric_for(self, task: str) -> str:
         return self.metric or DEFAULT_METRIC[task]
 
-    def kinds(self) -> list[str]:
-        """The family kinds in use, in a stable order (one mapped search task each, per threads value)."""
-        return sorted({f.kind for f in self.families})
-
 
 class ConfigError(ValueError):
     """A config file that cannot become a DAG; the message names the file and fields."""

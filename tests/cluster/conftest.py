@@ -47,9 +47,16 @@ def redis_server(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.1)
-    yield {"port": port, "url": f"redis://127.0.0.1:{port}/0", "proc": proc, "cmd": cmd}
-    proc.terminate()
-    proc.wait(10)
+    server = {"port": port, "url": f"redis://127.0.0.1:{port}/0", "proc": proc, "cmd": cmd}
+    yield server
+    # the running one: a test that restarts Redis replaces server["proc"]
+    server["proc"].terminate()
+    server["proc"].wait(10)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return
+    raise RuntimeError(f"a Redis still listens on 127.0.0.1:{port} after the tests' teardown: a test left one")
 
 
 class Cluster:

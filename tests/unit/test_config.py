@@ -97,4 +97,6 @@ def test_a_kind_can_be_turned_off():
         "name": "x", "source": {"uri": "a.csv"}, "target": "y", "disabled_kinds": ["spark"],
         "families": ["knn", "r:glmnet", "spark:gbt", "spark:linear"]})
     assert [f.name for f in config.families] == ["sklearn:knn", "r:glmnet", BASELINE_FAMILY]
-    assert config.kinds() == ["r", "sklearn"]
+    from dagml.factory import search_groups
+
+    assert search_groups(config) == [("r", 1), ("sklearn", 1)]  # no spark search task
