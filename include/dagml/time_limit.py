@@ -39,6 +39,24 @@ def seconds_left() -> float | None:
     return None if _deadline is None else _deadline - time.monotonic()
 
 
+class Deadline:
+    """When a fit in a time-limited child must stop growing (trees, boosting rounds), and whether it
+    did: the fit keeps what it grew so far, so the trial still scores a model."""
+
+    def __init__(self, at: float):
+        self.at, self.hit = at, False
+
+    @classmethod
+    def now(cls) -> Deadline | None:
+        """The current fit's deadline; None when nothing bounds it (a final fit, a test)."""
+        left = seconds_left()
+        return None if left is None else cls(time.monotonic() + left)
+
+    def passed(self) -> bool:
+        self.hit = self.hit or time.monotonic() >= self.at
+        return self.hit
+
+
 @contextmanager
 def share(fraction: float):
     """Narrow the deadline to ``fraction`` of the time left for the block (e.g. one of k folds);

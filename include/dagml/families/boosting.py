@@ -34,6 +34,7 @@ from typing import ClassVar
 from dagml.errors import FamilyFailed
 from dagml.families.base import hyperopt_parts as _hp
 from dagml.families.sklearn import SklearnFamily, SklearnModel
+from dagml.time_limit import Deadline
 
 
 class BoostingModel(SklearnModel):
@@ -52,30 +53,6 @@ class BoostingModel(SklearnModel):
         full = np.zeros((proba.shape[0], self.n_classes))
         full[:, self.classes[np.asarray(self.estimator.classes_, dtype=int)]] = proba
         return full / full.sum(axis=1, keepdims=True)  # XGBoost's float32 rows may miss 1 by more than 1e-7
-
-
-class Deadline:
-    """When a time-limited trial's fit must stop growing trees (``dagml.time_limit``), and whether
-    it did: the booster keeps the trees grown so far, so the trial still scores a model."""
-
-    def __init__(self, at: float):
-        self.at, self.hit = at, False
-
-    @classmethod
-    def now(cls) -> Deadline | None:
-        """The current fit's deadline; None when nothing bounds it (a final fit, a test)."""
-        import time
-
-        from dagml.time_limit import seconds_left
-
-        left = seconds_left()
-        return None if left is None else cls(time.monotonic() + left)
-
-    def passed(self) -> bool:
-        import time
-
-        self.hit = self.hit or time.monotonic() >= self.at
-        return self.hit
 
 
 def _log_range(hp, label: str, low: float, high: float):

@@ -52,14 +52,14 @@ class SklearnFamily(Family):
     grown: tuple[str, int] | None = None
 
     def fit(self, params, X, y, task, n_classes, seed, eval_set=None):
-        from dagml.time_limit import seconds_left
+        from dagml.time_limit import Deadline
 
         X, y = self.capped(X, y, seed)
         est = self.estimator(params, task, seed)
-        left = seconds_left()
+        deadline = Deadline.now()
         reached = None
-        if self.grown and left is not None:
-            reached = _grow(est, *self.grown, X, y, left)
+        if self.grown and deadline is not None:
+            reached = _grow(est, *self.grown, X, y, deadline)
         else:
             est.fit(X, y)
         model = SklearnModel(est, n_classes if task != "regression" else 0)
@@ -68,10 +68,10 @@ class SklearnFamily(Family):
         return model
 
 
-def _grow(est, name: str, step: int, X, y, left: float) -> int | None:
+def _grow(est, name: str, step: int, X, y, deadline) -> int | None:
     """Fit ``est`` with warm start, its ``name`` grown by ``step`` (a fifth of it first) up to its
-    set value while the next step is expected to end within ``left`` seconds; the size reached if
-    short of the set value."""
+    set value while the next step is expected to end before ``deadline`` (a ``time_limit.Deadline``);
+    the size reached if short of the set value."""
     import time
 
     target = int(est.get_params()[name])
@@ -84,7 +84,7 @@ def _grow(est, name: str, step: int, X, y, left: float) -> int | None:
             est.set_params(warm_start=False)
             return None
         per_unit = (time.monotonic() - started) / size
-        if time.monotonic() + 1.2 * per_unit * step > started + left:
+        if time.monotonic() + 1.2 * per_unit * step > deadline.at:
             est.set_params(warm_start=False)
             return size
         size = min(target, size + step if size >= step else step)
