@@ -121,6 +121,13 @@ effect.
 Trials per search-second, capped over uncapped: {'; '.join(ratios)}. Mean run wall time: capped
 {walls['capped']:.0f} s, uncapped {walls['uncapped']:.0f} s (equal search budgets, so they differ by
 the refits, scoring and queueing). Load average at each run's end (1/5/15 min): {loads}.
+
+Reading: a search given more native threads than its share of the cores gains nothing when the
+other slot is busy too. HistGradientBoosting's OpenMP threads wait for cores the other search holds
+(OpenMP spins while it waits), so the oversubscribed searches complete fewer trials in the same
+seconds; random forest parallelises over trees with joblib's threads (`n_jobs`) and moves less.
+The shipped setting (1 thread per slot; `threads: N` takes N slots of the search pool) keeps every
+search at its share.
 """
 
 
