@@ -18,9 +18,9 @@ job per iteration). We report:
   the prediction has the contract's shape (n, k) of finite probabilities summing to 1, or n
   finite values.
 
-As in a search task, native thread pools are capped to one thread (``threadpool_limits``),
-entered *after* every native library is loaded (a cap only reaches libraries already
-loaded); Spark runs with dagml's ``session()``, i.e. ``local[*]``, both cores.
+As in a search task, in the production path: the process pins the native pools to one thread
+before numpy loads (``dagml.threads.pin_environment``, what a task process does first), and the
+fits run inside ``dagml.threads.limit(1)`` as a search's do; Spark runs with dagml's ``session()``, i.e. ``local[*]``, both cores.
 
 Fixed costs are measured in fresh subprocesses, interleaved, 5 times each: (a) ``import
 dagml.families.r`` + the first ``_r()`` + ``importr`` of glmnet, ranger, gbm and e1071;
@@ -48,6 +48,10 @@ os.environ.setdefault("PYSPARK_SUBMIT_ARGS", "--conf spark.ui.showConsoleProgres
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import REPO, provenance, write_section  # noqa: E402
+
+from dagml import threads  # noqa: E402
+
+threads.pin_environment()  # as a task process does, before anything loads numpy
 
 DATASETS = {"breast_cancer": "binary", "wine": "multiclass", "diabetes": "regression"}
 R_PACKAGES = ("glmnet", "ranger", "gbm", "e1071")
@@ -96,7 +100,7 @@ def check_prediction(pred, n: int, task: str, k: int) -> str:
 
 
 def load_everything():
-    """Every native library a fit touches, loaded before the thread cap so that the cap reaches it."""
+    """Every native library a fit touches, loaded before the first fits, so they do not include it."""
     import numpy  # noqa: F401
     import scipy.linalg  # noqa: F401
     import sklearn.calibration  # noqa: F401
@@ -220,13 +224,18 @@ t3 = time.perf_counter()
 print(json.dumps({"import dagml.families.spark": t1 - t0, "spark_master() (imports airflow.sdk)": t2 - t1,
                   "session() after that": t3 - t2, "master": master}))
 """
-# What the thread cap of dagml.tasks.search_family reaches: it is entered before the family imports anything.
+# The threads a search's fits get in a fresh task process started without *_NUM_THREADS (a worker
+# that does not set them): the task pins them, imports dagml.tasks, and a search enters threads.limit(1).
 CHILD_CAP = """
-import json
+import json, os
+for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.pop(name, None)
+from dagml import threads
+threads.pin_environment()
 import dagml.factory, dagml.tasks
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 loaded = [d["internal_api"] for d in threadpool_info()]
-with threadpool_limits(limits=1):
+with threads.limit(1):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
     inside = {d["internal_api"] + " " + d["filepath"].rsplit("/", 1)[-1]: d["num_threads"] for d in threadpool_info()}
@@ -308,11 +317,9 @@ def main() -> None:
     load_before = os.getloadavg()
     print("cold starts...", file=sys.stderr, flush=True)
     cold = cold_starts()  # first, while this process has neither R nor a JVM running beside the children
-    from threadpoolctl import threadpool_limits
-
     load_everything()
     runs = {}
-    with threadpool_limits(limits=1):
+    with threads.limit(1):
         for name, task in DATASETS.items():
             print(f"{name}...", file=sys.stderr, flush=True)
             runs[name] = dataset_runs(name, task)
@@ -392,14 +399,14 @@ Predictions breaking the contract: {"none." if not broken else chr(10) + chr(10)
 
 Not better than the dummy at this point: {", ".join(worse) if worse else "none"}. {svm_note}
 
-Thread cap: `dagml.tasks.search_family` enters `threadpool_limits(limits=1)` before the family
-has imported anything, and threadpoolctl only reaches native libraries already loaded. In a
-fresh process that has imported `dagml.factory` and `dagml.tasks`, the libraries loaded when
-the cap is entered are {cap["loaded_before"] or "none"}; after importing scikit-learn's
-`HistGradientBoostingClassifier` inside the cap, the thread pools are
+Thread cap, in the production path: a fresh process started without `*_NUM_THREADS` (a worker
+that does not set them) does what a task process does: `dagml.threads.pin_environment()` before
+numpy loads, imports `dagml.factory` and `dagml.tasks` (native pools loaded then:
+{", ".join(cap["loaded_before"]) or "none"}), and enters `dagml.threads.limit(1)` as a search does.
+After importing scikit-learn's `HistGradientBoostingClassifier` inside it, the thread pools are
 `{json.dumps(cap["inside"])}` and scikit-learn's effective OpenMP threads
-{cap["openmp"]}{" (the cap did not reach it)" if cap["openmp"] > 1 else ""}. The figures above load every library first,
-then cap, which is what the task means to do. What the cap is for, on this machine in this
+{cap["openmp"]}{" (the cap did not reach it)" if cap["openmp"] > 1 else " (the cap reached every pool)"}. The figures
+above come from this process, pinned the same way. What the cap is for, on this machine in this
 run: sklearn:hist_gradient_boosting on breast_cancer at its init point, interleaved, 5 fits each:
 1 OpenMP thread {fmt_s(median(one))} s ({fmt_s(min(one))}–{fmt_s(max(one))}), {os.cpu_count()} threads
 {fmt_s(median(many))} s ({fmt_s(min(many))}–{fmt_s(max(many))}): median ratio
