@@ -229,12 +229,31 @@ def test_airflow_services_and_the_cluster_send_statsd_where_the_exporter_listens
             assert service_env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter", name
     assert f"{udp_port}:{udp_port}/udp" in exporter["ports"]  # so the native cluster can send to it
 
-    spec = importlib.util.spec_from_file_location("cluster_script", REPO / "airflow_config" / "cluster.py")
-    cluster = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cluster)
+    cluster = _cluster_script()
     assert cluster.METRICS["AIRFLOW__METRICS__STATSD_ON"] == "True"
     assert cluster.METRICS["AIRFLOW__METRICS__STATSD_PORT"] == udp_port
     assert cluster.METRICS["AIRFLOW__METRICS__STATSD_PREFIX"] == PREFIX
+
+
+def _cluster_script():
+    spec = importlib.util.spec_from_file_location("cluster_script", REPO / "airflow_config" / "cluster.py")
+    cluster = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cluster)
+    return cluster
+
+
+def test_the_cluster_turns_metrics_on_unless_the_environment_has_its_own(tmp_path, monkeypatch):
+    cluster = _cluster_script()
+    args = cluster.argparse.Namespace(postgres="postgres@127.0.0.1:5432", dags=str(REPO / "dags"), prefix="t_",
+                                      api_port=8080, redis="redis://127.0.0.1:6379/5", heartbeat_timeout=60,
+                                      queued_timeout=3600, airflow_defaults=False)
+    for name in [k for k in cluster.os.environ if k.startswith("AIRFLOW__METRICS__")]:
+        monkeypatch.delenv(name)
+    env = cluster._env(tmp_path, args)
+    assert {k: v for k, v in env.items() if k.startswith("AIRFLOW__METRICS__")} == cluster.METRICS
+    monkeypatch.setenv("AIRFLOW__METRICS__OTEL_ON", "True")  # a [metrics] of the user's own is kept whole
+    env = cluster._env(tmp_path, args)
+    assert not any(k.startswith("AIRFLOW__METRICS__") for k in env)
 
 
 def test_the_embedded_setup_keeps_metrics_off(tmp_path):
