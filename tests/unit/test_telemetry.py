@@ -111,3 +111,27 @@ def test_a_stage_that_fails_raises_its_own_error_and_sends_no_seconds(statsd):
         pass
     listener.close()
     assert len(listener.timings("airflow.dagml.stage_seconds.churn.profile")) == 1
+
+
+def test_with_opentelemetry_the_same_names_reach_an_otel_meter(statsd):
+    """`otel_on`: Airflow's OpenTelemetry client, on a real OTel SDK meter provider read in memory."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from airflow.sdk._shared.observability.metrics.otel_logger import SafeOtelLogger
+
+    _, configure = statsd
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    configure(factory=lambda: SafeOtelLogger(provider, prefix="airflow"), statsd_on=False, otel_on=True)
+    telemetry.trial("churn", "sklearn:knn", 0.25, ok=False)
+    telemetry.promotion("churn", promoted=True, champion_score=0.9)
+    points = {metric.name: metric.data.data_points[0]
+              for resource in reader.get_metrics_data().resource_metrics
+              for scope in resource.scope_metrics for metric in scope.metrics}
+    assert points["airflow.dagml.trials_done.churn.sklearn.knn"].value == 1
+    assert points["airflow.dagml.trials_failed.churn.sklearn.knn"].value == 1
+    assert points["airflow.dagml.trial_seconds.churn.sklearn.knn"].sum == pytest.approx(250.0)  # milliseconds
+    assert points["airflow.dagml.promotions.churn"].value == 1
+    assert points["airflow.dagml.champion_score.churn"].value == 0.9
+    provider.shutdown()
