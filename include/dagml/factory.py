@@ -93,11 +93,12 @@ def failing_at_once():
 
 
 def _run(step: str, **kwargs):
-    from dagml import tasks
+    from dagml import tasks, telemetry
 
     with failing_at_once():
         _, config, _, keys = _context_and_keys()
-        return getattr(tasks, step)(config, keys=keys, stores=tasks.Stores.from_settings(), **kwargs)
+        with telemetry.stage(config.name, step):
+            return getattr(tasks, step)(config, keys=keys, stores=tasks.Stores.from_settings(), **kwargs)
 
 
 def render_for_partition(context, partition, value):

@@ -160,13 +160,15 @@ def _load_trials(path: Path | None):
 def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
            max_evals: int, seconds: float, seed: int, trials_path: Path | None = None,
            checkpoint: Callable[[], None] | None = None, warm_points: list[dict] | None = None,
-           clock=None) -> SearchResult:
+           clock=None, on_trial: Callable[[float, bool], None] | None = None) -> SearchResult:
     """TPE until ``max_evals`` trials or the time runs out: ``clock`` (a ``dagml.budget`` budget,
     e.g. the run's shared one) or else ``seconds``. A family with ``hard_time_limit`` has each
     trial stopped when the time left is up, so the search ends within its budget.
 
     Each trial's fits use ``family.threads`` native threads; a forked trial raises the limit in
-    its child only, and this process stays at 1 (``dagml.threads``)."""
+    its child only, and this process stays at 1 (``dagml.threads``).
+
+    ``on_trial(seconds, ok)`` is called in this process as each trial ends (dagml.telemetry)."""
     import numpy as np
     from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, space_eval, tpe
     from hyperopt.exceptions import AllTrialsFailed
@@ -208,10 +210,15 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         except Exception as exc:  # one bad point must not end the search
             error = str(exc) if isinstance(exc, ChildFailed) else f"{type(exc).__name__}: {exc}"
             log.warning("%s trial %s failed: %s", name, of, error)
-            return {"status": STATUS_FAIL, "error": error, "seconds": time.perf_counter() - started}
+            took = time.perf_counter() - started
+            if on_trial:
+                on_trial(took, False)
+            return {"status": STATUS_FAIL, "error": error, "seconds": took}
         finally:
             clock.spend()
         elapsed = time.perf_counter() - started
+        if on_trial:
+            on_trial(elapsed, True)
         if report is not None and state.get("report") is None:
             state["report"] = report
             log.info("%s trial %s used native threads: %s", name, of, threads.describe(report))

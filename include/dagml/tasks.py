@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dagml import threads
+from dagml import telemetry, threads
 from dagml.config import DatasetConfig
 from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
@@ -175,6 +175,7 @@ def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: 
         stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",
                                      error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"])
         _release_budget(config, family_key, prepared, keys, stores)
+        telemetry.search_ended(config.name, family_key)
         raise
 
 
@@ -255,7 +256,8 @@ def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, 
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
         result = search(family, data.folds(), prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
                         budget.max_evals, budget.seconds, config.seed, trials_path, checkpoint,
-                        warm_points=_warm_points(config, family_key, keys, stores), clock=clock)
+                        warm_points=_warm_points(config, family_key, keys, stores), clock=clock,
+                        on_trial=lambda seconds, ok: telemetry.trial(config.name, family_key, seconds, ok))
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
     return result
 
@@ -323,6 +325,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
            "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri,
            "threads": thread_report}
     stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, **row)
+    telemetry.search_ended(config.name, family_key, result.seconds, val_score)
     log.info("%s: validation %s %.5f, test %.5f, %s in %.2f s", family_key, metric.name, val_score, test_score,
              "the best trial's model, fit" if result.best_model is not None else "refit", fit_seconds)
     return {"family": family_key, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
@@ -613,6 +616,7 @@ def promote(config: DatasetConfig, selection: dict, prepared: dict, keys: RunKey
                               champion_family=champion["family"], champion_partition=champion["partition"],
                               refit_rows=refit.rows, refit_error=refit.error)
     log.info("%s %s: %s", "promoted" if promote_it else "kept the champion over", selection["family"], reason)
+    telemetry.promotion(config.name, promote_it, champion["test_score"])
     keep = ("family", "partition", "run_id", "metric", "test_score", "model_uri", "model_sha256", "refit_rows")
     return {"promoted": promote_it, "reason": reason, "challenger_score": challenger_score,
             "champion_score": champion_score, "champion_family": champion["family"],

@@ -74,7 +74,8 @@ def test_every_long_running_service_has_a_healthcheck_that_runs_a_real_command()
 
             assert cmd[1:3] == ["--app", "airflow.providers.celery.executors.celery_executor.app"] and app.main
         else:
-            assert cmd[0] in {"curl", "pg_isready", "redis-cli", "mc"}, (name, cmd)
+            # wget: the busybox of the Prometheus images (statsd-exporter, prometheus) and Grafana's Alpine
+            assert cmd[0] in {"curl", "pg_isready", "redis-cli", "mc", "wget"}, (name, cmd)
 
 
 def test_workers_listen_on_each_family_queue():
