@@ -198,6 +198,15 @@ class Promotion(_Strict):
     margin: float = Field(0.0, ge=0, description="how much better the challenger must score on test rows")
 
 
+class Registry(_Strict):
+    """Register each run's winner in a model registry (its task ``register`` runs after promote)."""
+
+    kind: Literal["mlflow"] = Field("mlflow", description="mlflow: MLflow's model registry, as `dagml.<name>`")
+    conn_id: str = Field("mlflow", min_length=1, description=(
+        "Airflow connection whose URI is the MLflow tracking URI: http(s)://server, or a sqlite/postgres/mysql "
+        "database; extra artifact_location sets where a database store keeps the models"))
+
+
 class DatasetConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
     description: str = ""
@@ -225,6 +234,9 @@ class DatasetConfig(_Strict):
         "refit a promoted model on all the partition's rows with a target; auto: below "
         f"{REFIT_FULL_MAX_ROWS} such rows"))
     scoring: Scoring | None = None
+    registry: Registry | None = Field(None, description=(
+        "register each run's winner as a version of `dagml.<name>` (alias challenger); alias champion follows "
+        "dagml's champion"))
     start_date: date = date(2026, 1, 1)
     catchup: bool = False
     max_active_runs: int = Field(1, ge=1, le=64)

@@ -203,6 +203,10 @@ def _report(promotion: dict) -> str:
     return _run("report", promotion=promotion)
 
 
+def _register(promotion: dict) -> dict:
+    return _run("register", promotion=promotion)
+
+
 def _doc(config: DatasetConfig) -> str:
     data = config.model_dump(mode="json")
     families = ", ".join(f"`{f.name}`" for f in config.families)
@@ -275,6 +279,12 @@ def build_dag(config: DatasetConfig):
         # calls a success too; it runs whether or not the champion changed (publish skipped)
         report = task(task_id="report", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)(_report)(promotion)
         published >> report
+        if config.registry is not None:
+            # last, so an MLflow outage leaves the run's promotion and report as they are; it runs
+            # even when report failed, as long as promote did
+            registered = task(task_id="register", trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)(_register)(
+                promotion)
+            report >> registered
     _CONFIGS[config.dag_id] = config
     return dag
 

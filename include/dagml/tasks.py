@@ -638,3 +638,14 @@ def report(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores
                               finished_at=datetime.now(timezone.utc))
     log.info("report: %s", uri)
     return uri
+
+
+def register(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stores) -> dict:
+    """The run's winner in the config's model registry, as alias ``challenger``, and alias ``champion``
+    on the version of dagml's champion. Runs after promote and undoes nothing there: a registry that
+    cannot be reached fails this task, which a retry completes without duplicating a version."""
+    from dagml import model_registry
+
+    done = model_registry.register(config, keys, stores, config.registry.conn_id)
+    log.info("registry: %s (this run's champion decision: %s)", done, promotion["reason"])
+    return done

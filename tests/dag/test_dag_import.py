@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 queries = []
 event.listen(sa.engine.Engine, "before_cursor_execute", lambda *a, **k: queries.append(a[2]))
-heavy = ("pandas", "numpy", "sklearn", "hyperopt", "pyarrow", "scipy", "pyspark", "rpy2")
+heavy = ("pandas", "numpy", "sklearn", "hyperopt", "pyarrow", "scipy", "pyspark", "rpy2", "mlflow")
 before = {m for m in heavy if m in sys.modules}
 ns = runpy.run_path(sys.argv[1])
 print(json.dumps({"queries": queries, "heavy": sorted({m for m in heavy if m in sys.modules} - before),
@@ -51,6 +51,12 @@ def test_parsing_runs_no_query_and_imports_nothing_heavy():
     assert probe["queries"] == []
     assert probe["heavy"] == []
     assert len(probe["dags"]) >= 3
+
+
+def test_a_config_with_a_registry_parses_without_importing_mlflow(tmp_path):
+    (tmp_path / "registered.yaml").write_text("source: {uri: sklearn://iris}\ntarget: target\nregistry: {kind: mlflow}\n")
+    probe = _parse_in_subprocess(DAGS / "automl.py", DAGML_CONFIGS=str(tmp_path))
+    assert probe["dags"] == ["automl__registered"] and probe["heavy"] == [] and probe["queries"] == []
 
 
 def test_a_task_process_builds_only_its_own_dag():
