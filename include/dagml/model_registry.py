@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 
 from dagml.errors import DataError
@@ -31,8 +32,8 @@ CHALLENGER, CHAMPION = "challenger", "champion"
 ARCHIVE = "model.tar"
 DATABASES = ("sqlite", "postgres", "postgresql", "mysql")
 TAG_DAG_ID, TAG_PARTITION, TAG_RUN_ID = "dagml.dag_id", "dagml.partition", "dagml.run_id"
-
-
+# MLflow's "models from code": the version's python_model is this file, so loading imports dagml's
+# class instead of unpickling an object
 MODEL_CODE = "import mlflow\nfrom dagml.model_registry import DagmlArchive\n\nmlflow.models.set_model(DagmlArchive())\n"
 
 
@@ -52,7 +53,7 @@ class DagmlArchive(mlflow.pyfunc.PythonModel):
         self.predictor = load_verified(ArtifactStore(str(archive.parent)), str(archive),
                                        context.model_config["sha256"], Path(tempfile.mkdtemp(prefix="dagml-mlflow-")))
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.predictor.predictions(model_input)
 
 
@@ -167,7 +168,7 @@ class Registry:
         with tempfile.TemporaryDirectory(prefix="dagml-register-") as tmp:
             archive = Path(tmp) / ARCHIVE
             archive.write_bytes(artifacts.read_verified(entry.model_uri, entry.model_sha256))
-            code = Path(tmp) / "dagml_model.py"  # MLflow's models from code: the model is imported, not unpickled
+            code = Path(tmp) / "dagml_model.py"
             code.write_text(MODEL_CODE)
             with mlflow.start_run(experiment_id=self._experiment_id(),
                                   run_name=f"{entry.partition} {entry.family}", tags=entry.tags) as run:
@@ -230,9 +231,6 @@ def _requirements() -> list[str]:
 def register(config, keys, stores, conn_id: str) -> dict:
     """Register the run's winner (alias ``challenger``) and point ``champion`` at the version of
     dagml's current champion, registering that one too if its own run never did."""
-    from dagml import settings
-    from dagml.store.artifacts import ArtifactStore
-
     uri, conn = tracking(conn_id)
     location = conn.extra_dejson.get("artifact_location")
     if location is None and uri.split(":", 1)[0].split("+")[0] in DATABASES:
@@ -240,7 +238,7 @@ def register(config, keys, stores, conn_id: str) -> dict:
         location = f"{stores.artifacts.root}/mlflow/{config.name}"
     with _credentials(conn.login, conn.password) if uri.startswith("http") else nullcontext():
         registry = Registry(model_name(config), uri, location)
-        artifacts: ArtifactStore = stores.artifacts
+        artifacts = stores.artifacts
         mine = registry.ensure_version(winner(stores.results, keys.dag_id, keys.partition, keys.run_id), artifacts)
         registry.point(CHALLENGER, mine)
         current = stores.results.champion(keys.dag_id)

@@ -29,7 +29,7 @@ target: y
 families: [elastic_net]
 budget: {{max_evals: 2}}
 ensemble: false
-registry: {{kind: mlflow, conn_id: mlflow}}
+registry: {{kind: mlflow, conn_id: {conn_id}}}
 schedule: "@daily"
 start_date: 2026-01-01
 retries: {retries}
@@ -48,12 +48,12 @@ def _partitions(folder: Path, days: list[str]) -> None:
             folder / f"{day}.csv", index=False)
 
 
-def _dag(tmp_path, monkeypatch, name, retries=0):
+def _dag(tmp_path, monkeypatch, name, retries=0, conn_id="mlflow"):
     from airflow.dag_processing.dagbag import DagBag
 
     configs = tmp_path / "configs"
     configs.mkdir(exist_ok=True)
-    (configs / f"{name}.yaml").write_text(CONFIG.format(folder=tmp_path, retries=retries))
+    (configs / f"{name}.yaml").write_text(CONFIG.format(folder=tmp_path, retries=retries, conn_id=conn_id))
     monkeypatch.setenv("DAGML_CONFIGS", str(configs))
     bag = DagBag(dag_folder=str(REPO / "dags" / "automl.py"))
     assert bag.import_errors == {}
@@ -154,3 +154,19 @@ def test_a_retry_after_the_registry_could_not_be_written_registers_once(airflow_
     (version,) = client.search_model_versions("name = 'dagml.outage'")
     assert _aliases(client, "dagml.outage") == {"challenger": int(version.version), "champion": int(version.version)}
     assert results.champion(dag.dag_id)["id"] == during["champion"]["id"]
+
+
+def test_a_connection_that_is_not_defined_fails_register_at_once_and_keeps_the_promotion(airflow_db, tmp_path,
+                                                                                          monkeypatch, capfd):
+    _partitions(tmp_path, ["2026-01-01"])
+    dag = _dag(tmp_path, monkeypatch, "unnamed", retries=1, conn_id="no_such_mlflow")
+    run = dag.test(logical_date=_midnight("2026-01-02"))
+    assert run.state == "failed"
+    states = {ti.task_id: (ti.state, ti.try_number) for ti in run.get_task_instances()}
+    assert states["register"] == ("failed", 1)  # no retry: a retry cannot define the connection
+    assert "AirflowFailException: the Airflow connection 'no_such_mlflow' (the MLflow tracking server or database) " \
+           "is not defined" in capfd.readouterr().out  # the task's log
+    assert states["promote"][0] == states["report"][0] == "success"
+    results = ResultsStore(settings.results_url())
+    assert results.champion(dag.dag_id)["partition"] == "2026-01-01"
+    assert results.run(dag.dag_id, "2026-01-01")["status"] == "success"  # the run's training and promotion stand

@@ -109,7 +109,8 @@ def test_a_tampered_archive_is_refused_through_the_pyfunc(tracking_uri, tmp_path
     archive = folder / "artifacts" / model_registry.ARCHIVE
     archive.write_bytes(archive.read_bytes() + b"x")
     recorded = stores.results.champion(config.dag_id)["model_sha256"]
-    with pytest.raises(ChecksumMismatch, match=rf"model\.tar: SHA-256 [0-9a-f]{{64}} does not match the recorded {recorded}"):
+    refused = rf"/artifacts/model\.tar: SHA-256 [0-9a-f]{{64}} does not match the recorded {recorded}; not loading it"
+    with pytest.raises(ChecksumMismatch, match=refused):
         mlflow.pyfunc.load_model("models:/dagml.tampered@champion")
 
 
