@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 SEPARATOR = "#"
 _LABEL = re.compile(r"^(?P<family>[^#]+)#(?P<index>\d+)of(?P<count>\d+)$")
-# an odd stride (2**32 / golden ratio): index * stride mod 2**32 differs for every index below 2**32
+# An odd stride (2**32 / golden ratio): index * stride mod 2**31 differs for every index below 2**31.
+# Derived seeds stay below 2**31, as R's set.seed and the boosting libraries take 32-bit signed ints.
 _SEED_STRIDE = 0x9E3779B1
+_SEEDS = 2**31
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Shard:
 
     def seed(self, seed: int) -> int:
         """The config's seed for the first shard, a distinct one derived from it for each other."""
-        return (seed + (self.index - 1) * _SEED_STRIDE) % 2**32
+        return seed if self.index == 1 else (seed + (self.index - 1) * _SEED_STRIDE) % _SEEDS
 
     def evaluations(self, max_evals: int) -> int:
         """Its part of the family's evaluations: the k parts sum to ``max_evals`` (each at least 1)."""

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dagml import threads
+from dagml import shards, threads
 from dagml.config import DatasetConfig
 from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
-from dagml.shards import Shard
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore
 
@@ -168,10 +167,10 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
 
 
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores,
-                  shard: Shard | None = None) -> dict:
+                  shard: shards.Shard | None = None) -> dict:
     """Search one family (or one ``shard`` of its search), refit its best point, score validation and
     test rows, store the model."""
-    shard = shard or Shard(family_key)
+    shard = shard or shards.Shard(family_key)
     try:
         with threads.limit(1):
             return _search_family(config, family_key, prepared, keys, stores, shard)
@@ -183,7 +182,7 @@ def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: 
         raise
 
 
-def _shard_columns(config: DatasetConfig, shard: Shard) -> dict:
+def _shard_columns(config: DatasetConfig, shard: shards.Shard) -> dict:
     """A search's own leaderboard columns: its seed, and for a shard the family it belongs to."""
     return {"seed": shard.seed(config.seed), "shard_of": shard.family if shard.count > 1 else None}
 
@@ -224,7 +223,7 @@ def _family(family_key: str, task: str):
     return family
 
 
-def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: Stores, shard: Shard):
+def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
     """The search's seconds: the family's own, or its part of the run's ``budget.total_seconds``;
     a shard's, a k-th of that (in the shared ledger each shard is a search of its own)."""
     from dagml.budget import FamilyBudget, Ledger, SharedBudget
@@ -237,7 +236,6 @@ def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: 
 
 
 def _costs(config: DatasetConfig) -> dict[str, float]:
-    from dagml import shards
     from dagml.families import get_family
 
     return shards.costs(config.families, lambda name: get_family(name).cost)
@@ -255,7 +253,7 @@ def _release_budget(config: DatasetConfig, search_name: str, prepared: dict, key
             log.warning("could not release %s's search budget: %s", search_name, exc)
 
 
-def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores, shard: Shard):
+def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
     """The hyperopt search within the family's (or the shard's) budget, warm-started, its trials kept
     for a retry (a shard's in a file of its own)."""
     from dagml.search import search
@@ -293,7 +291,7 @@ def _write_valid_predictions(stores: Stores, uri: str, result) -> str | None:
     return stores.artifacts.write_parquet(uri, valid_predictions_frame(result))
 
 
-def _search_family(config, family_key, prepared, keys, stores, shard: Shard) -> dict:
+def _search_family(config, family_key, prepared, keys, stores, shard: shards.Shard) -> dict:
     from dagml.predictors import manifest, write_archive
 
     task, metric = prepared["task"], get_metric(prepared["metric"])
@@ -417,7 +415,6 @@ def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunK
 def _merge_shards(config: DatasetConfig, metric, keys: RunKeys, stores: Stores) -> None:
     """Each sharded family's one leaderboard row, its best shard's (``selection.merge_shards``); the
     shards' own rows stay, marked as shards, out of the leaderboard users see."""
-    from dagml import shards
     from dagml.selection import merge_shards
 
     sharded = [f for f in config.families if f.shards > 1]
@@ -437,7 +434,7 @@ def select(config: DatasetConfig, keys: RunKeys, stores: Stores, prepared: dict 
     """Choose the run's best row by validation score; with ``prepared`` (and ``ensemble`` on), an
     ``ensemble:greedy`` row competes too."""
     from dagml import leaderboard as board
-    from dagml.selection import choose
+    from dagml.selection import NO_RESULT, choose
 
     run = stores.results.run(keys.dag_id, keys.partition)
     if run is None or run["run_id"] != keys.run_id or not run.get("metric"):
@@ -449,7 +446,7 @@ def select(config: DatasetConfig, keys: RunKeys, stores: Stores, prepared: dict 
     for entry in config.families:
         if entry.name not in reported:  # the task died without writing (worker lost, killed, timed out)
             stores.results.record_family(keys.dag_id, keys.partition, entry.name, keys.run_id, status="failed",
-                                         metric=metric.name, error="the search task ended without a result; see its log")
+                                         metric=metric.name, error=NO_RESULT)
     rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
     if config.ensemble and prepared is None:
         log.info("no ensemble: select was not given the prepared data")

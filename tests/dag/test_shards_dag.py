@@ -52,6 +52,27 @@ def _fitted_seed(artifacts, row) -> int:
     return getattr(model, "inner", model).estimator.random_state
 
 
+def test_shards_are_map_indexes_of_their_familys_search_task_and_one_shard_changes_nothing(monkeypatch):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from dagml.config import DatasetConfig
+    from dagml.factory import SEARCH_POOL_ENV, build_dag
+
+    monkeypatch.delenv(SEARCH_POOL_ENV, raising=False)
+    dag = build_dag(DatasetConfig.model_validate({
+        "name": "sharded_shape", "source": {"uri": "sklearn://breast_cancer"}, "target": "target",
+        "families": ["elastic_net", {"name": "knn", "shards": 1},
+                     {"name": "hist_gradient_boosting", "threads": 2, "shards": 3}]}))
+    served = DagSerialization.from_dict(DagSerialization.to_dict(dag))  # what the scheduler reads
+    searches = {t.task_id: t for t in served.tasks if t.task_id.startswith("search_")}
+    assert {k: t.pool_slots for k, t in searches.items()} == {"search_sklearn": 1, "search_sklearn_t2": 2}
+    mapped = {k: t.op_kwargs_expand_input.value["family"] for k, t in
+              ((t.task_id, t) for t in dag.tasks if t.task_id.startswith("search_"))}
+    assert mapped == {"search_sklearn": ["sklearn:elastic_net", "sklearn:knn", "sklearn:dummy"],
+                      "search_sklearn_t2": [f"sklearn:hist_gradient_boosting#{i}of3" for i in (1, 2, 3)]}
+    assert {t.map_index_template for t in searches.values()} == {"{{ family }}"}
+
+
 def test_two_shards_search_as_two_mapped_instances_and_the_family_keeps_the_better(airflow_db, tmp_path, monkeypatch):
     dag = _dag(tmp_path, monkeypatch, "sharded")
     assert [t.task_id for t in dag.tasks if t.task_id.startswith("search_")] == ["search_sklearn"]

@@ -44,7 +44,8 @@ def test_shards_split_the_familys_evaluations_seconds_and_first_points_and_have_
     assert [Shard.parse(s.label) for s in every] == every  # the map label names the shard
     for seed in (0, 42, 2**32 - 1):
         seeds = [s.seed(seed) for s in every]
-        assert seeds[0] == seed and len(set(seeds)) == count and all(0 <= x < 2**32 for x in seeds)
+        # R's set.seed and the boosting libraries take 32-bit signed seeds: derived ones stay below 2**31
+        assert seeds[0] == seed and len(set(seeds)) == count and all(0 <= x < 2**31 for x in seeds[1:])
     for max_evals in sorted({count, count + 1, max(count, 30), 10_000}):  # config: at least one each
         parts = [s.evaluations(max_evals) for s in every]
         assert sum(parts) == max_evals and max(parts) - min(parts) <= 1, parts
@@ -69,25 +70,6 @@ def test_in_a_shared_budget_a_familys_share_is_split_among_its_shards(stores):
     ledger.spend(labels[0], 1.0, done=True)  # a shard that ends early hands its seconds to every other search
     assert budgets[labels[1]].allowance() > before
     assert 1.0 + sum(budgets[n].allowance() for n in costs if n != labels[0]) == pytest.approx(60)
-
-
-def test_shards_trials_are_the_familys_and_each_shard_replaces_only_its_own(stores):
-    results = stores.results
-
-    def rows(n, tag):
-        return [{"trial": t, "status": "ok", "loss": float(t), "params": {"tag": tag}} for t in range(n)]
-
-    def stored():
-        return [(t["trial"], t["params"]["tag"]) for t in results.trials("d", "p", KNN)]
-
-    results.record_trials("d", "p", KNN, "run1", rows(3, "old"))  # an earlier run, one search
-    results.record_trials("d", "p", KNN, "run2", rows(3, "a"), (0, 2))
-    results.record_trials("d", "p", KNN, "run2", rows(2, "b"), (1, 2))
-    assert stored() == [(0, "a"), (1, "b"), (2, "a"), (3, "b"), (4, "a")]
-    results.record_trials("d", "p", KNN, "run2", rows(1, "b-retried"), (1, 2))
-    assert stored() == [(0, "a"), (1, "b-retried"), (2, "a"), (4, "a")]
-    results.record_trials("d", "p", KNN, "run3", rows(2, "one"))  # back to one search: it replaces them all
-    assert stored() == [(0, "one"), (1, "one")]
 
 
 def _shard_row(index, val_score, status="ok", count=3, **extra):
