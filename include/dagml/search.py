@@ -61,8 +61,9 @@ def _point(space_keys, point: dict) -> dict:
     return {k: v for k, v in point.items() if k in space_keys}
 
 
-def _first_trials(space, name: str, warm_points: list[dict], init_points: list[dict], room: int):
-    """A Trials holding the points to evaluate before TPE: warm ones first, each point once."""
+def _first_trials(space, name: str, warm_points: list[dict], init_points: list[dict], room: int, shard=None):
+    """A Trials holding the points to evaluate before TPE: warm ones first, each point once; a
+    ``shard`` (``dagml.shards.Shard``) takes its every k-th of them."""
     from hyperopt import Trials
 
     from dagml.warm_start import hyperparameters, reenter
@@ -76,6 +77,10 @@ def _first_trials(space, name: str, warm_points: list[dict], init_points: list[d
         if key not in seen:
             seen.add(key)
             points.append((point, is_warm))
+    if shard is not None and shard.count > 1:
+        log.info("%s: shard %d of %d evaluates %d of the %d first points", name, shard.index, shard.count,
+                 len(shard.first_points(points)), len(points))
+        points = shard.first_points(points)
     labels = hyperparameters(space) if points else {}
     trials = Trials()
     trials.insert_trial_docs([_trial_doc(tid, point, labels, is_warm)
@@ -160,10 +165,11 @@ def _load_trials(path: Path | None):
 def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric: Metric,
            max_evals: int, seconds: float, seed: int, trials_path: Path | None = None,
            checkpoint: Callable[[], None] | None = None, warm_points: list[dict] | None = None,
-           clock=None, on_trial: Callable[[float, bool], None] | None = None) -> SearchResult:
+           clock=None, on_trial: Callable[[float, bool], None] | None = None, shard=None) -> SearchResult:
     """TPE until ``max_evals`` trials or the time runs out: ``clock`` (a ``dagml.budget`` budget,
     e.g. the run's shared one) or else ``seconds``. A family with ``hard_time_limit`` has each
-    trial stopped when the time left is up, so the search ends within its budget.
+    trial stopped when the time left is up, so the search ends within its budget. A ``shard`` of
+    the family's search (``dagml.shards.Shard``) evaluates only its part of the first points.
 
     Each trial's fits use ``family.threads`` native threads; a forked trial raises the limit in
     its child only, and this process stays at 1 (``dagml.threads``).
@@ -242,7 +248,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         trials = trials if trials is not None else Trials()
     if trials is None:
         init = [_point(space, p) for p in family.init_points(task)]
-        trials = _first_trials(space, name, warm_points or [], init, max(0, max_evals - 1))
+        trials = _first_trials(space, name, warm_points or [], init, max(0, max_evals - 1), shard)
     clock = clock or FamilyBudget(seconds)
     if family.hard_time_limit:
         for module in family.modules:

@@ -27,6 +27,37 @@ def choose(rows: list[dict], metric: Metric) -> dict | None:
     return ranked[0] if ranked and ranked[0]["status"] == "ok" else None
 
 
+# what a sharded family's row takes from its best shard
+_FROM_BEST_SHARD = ("status", "error", "metric", "params", "val_score", "test_score", "fit_seconds", "model_uri",
+                    "model_sha256", "predictions_uri", "threads", "seed")
+_SUMMED = ("n_trials", "n_failed_trials", "search_seconds")
+NO_RESULT = "the search task ended without a result; see its log"
+
+
+def merge_shards(labels: list[str], rows: list[dict], metric: Metric) -> dict:
+    """A sharded family's one leaderboard row from its shards' rows. ``labels``: the shards the run
+    searched (``dagml.shards.Shard.label``; a row of another label, left by an earlier run with
+    another ``shards``, is ignored). The best shard, chosen as families are, gives the model, its
+    scores and seed; the trials and search seconds are every shard's; ``shards`` lists each shard
+    (``best`` marks the chosen one). A shard without a row (its task ended without writing) is a
+    failed shard. Failed when no shard succeeded, naming each shard's reason."""
+    by_label = {r["family"]: r for r in rows if r["family"] in labels}
+    best = choose(list(by_label.values()), metric)
+    summary = []
+    for label in labels:
+        row = by_label.get(label, {"status": "failed", "error": NO_RESULT})
+        summary.append({"shard": label, "seed": row.get("seed"), "status": row["status"],
+                        "val_score": row.get("val_score"), "test_score": row.get("test_score"),
+                        "n_trials": row.get("n_trials"), "error": row.get("error"),
+                        "best": best is not None and label == best["family"]})
+    summed = {k: sum(r.get(k) or 0 for r in by_label.values()) for k in _SUMMED}
+    if best is None:
+        reasons = "; ".join(f"{s['shard']}: {s['error']}" for s in summary)
+        return {"status": "failed", "error": f"every shard failed: {reasons}", "metric": metric.name, **summed,
+                "shards": summary}
+    return {**{k: best.get(k) for k in _FROM_BEST_SHARD}, **summed, "shards": summary}
+
+
 def promotion_decision(challenger_score: float, champion_score: float | None, metric: Metric,
                        margin: float) -> tuple[bool, str]:
     """Champion/challenger on the same test rows: promote only a clear improvement."""

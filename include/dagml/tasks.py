@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dagml import telemetry, threads
+from dagml import shards, telemetry, threads
 from dagml.config import DatasetConfig
 from dagml.errors import DataError, FamilyFailed
 from dagml.metrics import get_metric
@@ -166,17 +166,26 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
             upload(force=True)
 
 
-def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> dict:
-    """Search one family, refit its best point, score validation and test rows, store the model."""
+def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores,
+                  shard: shards.Shard | None = None) -> dict:
+    """Search one family (or one ``shard`` of its search), refit its best point, score validation and
+    test rows, store the model."""
+    shard = shard or shards.Shard(family_key)
     try:
         with threads.limit(1):
-            return _search_family(config, family_key, prepared, keys, stores)
+            return _search_family(config, family_key, prepared, keys, stores, shard)
     except Exception as exc:
-        stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, status="failed",
-                                     error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"])
-        _release_budget(config, family_key, prepared, keys, stores)
+        stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, status="failed",
+                                     error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"],
+                                     **_shard_columns(config, shard))
+        _release_budget(config, shard.label, prepared, keys, stores)
         telemetry.search_ended(config.name, family_key)
         raise
+
+
+def _shard_columns(config: DatasetConfig, shard: shards.Shard) -> dict:
+    """A search's own leaderboard columns: its seed, and for a shard the family it belongs to."""
+    return {"seed": shard.seed(config.seed), "shard_of": shard.family if shard.count > 1 else None}
 
 
 def _training_data(config: DatasetConfig, family, prepared: dict, recipe: dict, stores: Stores):
@@ -215,50 +224,55 @@ def _family(family_key: str, task: str):
     return family
 
 
-def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: Stores):
-    """The family's own seconds, or its part of the run's ``budget.total_seconds``."""
+def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
+    """The search's seconds: the family's own, or its part of the run's ``budget.total_seconds``;
+    a shard's, a k-th of that (in the shared ledger each shard is a search of its own)."""
     from dagml.budget import FamilyBudget, Ledger, SharedBudget
 
     if not config.budget.total_seconds:
-        return FamilyBudget(entry.budget(config.budget).seconds)
+        return FamilyBudget(shard.seconds(entry.budget(config.budget).seconds))
     ledger = Ledger(stores.results, keys.dag_id, keys.partition, prepared["load_id"])
-    return SharedBudget(ledger, entry.name, config.budget.total_seconds, _costs(config), cap=entry.seconds)
+    return SharedBudget(ledger, shard.label, config.budget.total_seconds, _costs(config),
+                        cap=shard.seconds(entry.seconds))
 
 
 def _costs(config: DatasetConfig) -> dict[str, float]:
     from dagml.families import get_family
 
-    return {f.name: get_family(f.name).cost for f in config.families}
+    return shards.costs(config.families, lambda name: get_family(name).cost)
 
 
-def _release_budget(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores) -> None:
-    """A family that failed hands its unused seconds to the others."""
+def _release_budget(config: DatasetConfig, search_name: str, prepared: dict, keys: RunKeys, stores: Stores) -> None:
+    """A search (a family's, or a shard's) that failed hands its unused seconds to the others."""
     from dagml.budget import Ledger
 
     if config.budget.total_seconds and prepared.get("load_id"):
         ledger = Ledger(stores.results, keys.dag_id, keys.partition, prepared["load_id"])
         try:
-            ledger.spend(family_key, ledger.start(family_key), done=True)
+            ledger.spend(search_name, ledger.start(search_name), done=True)
         except Exception as exc:  # the family's own error is the one to report
-            log.warning("could not release %s's search budget: %s", family_key, exc)
+            log.warning("could not release %s's search budget: %s", search_name, exc)
 
 
-def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores):
-    """The hyperopt search within the family's budget, warm-started, its trials kept for a retry."""
+def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
+    """The hyperopt search within the family's (or the shard's) budget, warm-started, its trials kept
+    for a retry (a shard's in a file of its own)."""
     from dagml.search import search
 
     family_key = family.key()
     entry = next(f for f in config.families if f.name == family_key)
     budget = entry.budget(config.budget)
-    clock = _clock(config, entry, prepared, keys, stores)
-    trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, "trials.json")
-    log.info("searching %s: up to %d evaluations or %s", family_key, budget.max_evals, clock)
+    max_evals, seed = shard.evaluations(budget.max_evals), shard.seed(config.seed)
+    clock = _clock(config, entry, prepared, keys, stores, shard)
+    trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, *shard.folder, "trials.json")
+    log.info("searching %s: up to %d evaluations or %s%s", shard.label, max_evals, clock,
+             f", seed {seed}" if shard.count > 1 else "")
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
         result = search(family, data.folds(), prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
-                        budget.max_evals, budget.seconds, config.seed, trials_path, checkpoint,
-                        warm_points=_warm_points(config, family_key, keys, stores), clock=clock,
+                        max_evals, shard.seconds(budget.seconds), seed, trials_path, checkpoint,
+                        warm_points=_warm_points(config, family_key, keys, stores), clock=clock, shard=shard,
                         on_trial=lambda seconds, ok: telemetry.trial(config.name, family_key, seconds, ok))
-    stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
+    stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials, shard.position)
     return result
 
 
@@ -279,7 +293,7 @@ def _write_valid_predictions(stores: Stores, uri: str, result) -> str | None:
     return stores.artifacts.write_parquet(uri, valid_predictions_frame(result))
 
 
-def _search_family(config, family_key, prepared, keys, stores) -> dict:
+def _search_family(config, family_key, prepared, keys, stores, shard: shards.Shard) -> dict:
     from dagml.predictors import manifest, write_archive
 
     task, metric = prepared["task"], get_metric(prepared["metric"])
@@ -287,9 +301,11 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     family.threads = next(f.threads for f in config.families if f.name == family_key)
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     data = _training_data(config, family, prepared, recipe, stores)
-    result = _search(config, family, data, prepared, keys, stores)
-    predictions_uri = _write_valid_predictions(stores, stores.load_uri(keys, prepared["load_id"], family_key,
-                                                                       "valid_predictions.parquet"), result)
+    result = _search(config, family, data, prepared, keys, stores, shard)
+    seed = shard.seed(config.seed)
+    folder = (prepared["load_id"], family_key, *shard.folder)
+    predictions_uri = _write_valid_predictions(stores, stores.load_uri(keys, *folder, "valid_predictions.parquet"),
+                                               result)
 
     pre, X_train, y_train = data.final()
     thread_report = result.thread_report
@@ -298,7 +314,7 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     else:  # with threads > 1 in a forked child, so this process stays at 1 (dagml.threads)
         started = time.perf_counter()
         model, thread_report = threads.call(
-            lambda: family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], config.seed),
+            lambda: family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], seed),
             family.threads, fork=family.hard_time_limit)
         fit_seconds = time.perf_counter() - started
     log.info("%s: %d thread(s) configured; native threads used by its fits: %s", family_key, family.threads,
@@ -314,8 +330,9 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
 
     val_score = score("valid") if data.has("valid") else result.best_score
     test_score = score("test")
-    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id}
-    model_uri = stores.load_uri(keys, prepared["load_id"], family_key, "model.tar")
+    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id,
+              **({"shard": shard.label, "seed": seed} if shard.count > 1 else {})}
+    model_uri = stores.load_uri(keys, *folder, "model.tar")
     sha = write_archive(stores.artifacts, model_uri, manifest(family_key, task, metric.name, recipe,
                                                               result.best_params, origin, result.shrinkage),
                         pre, model)
@@ -323,12 +340,12 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
            "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri,
-           "threads": thread_report}
-    stores.results.record_family(keys.dag_id, keys.partition, family_key, keys.run_id, **row)
+           "threads": thread_report, **_shard_columns(config, shard)}
+    stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, **row)
     telemetry.search_ended(config.name, family_key, result.seconds, val_score)
-    log.info("%s: validation %s %.5f, test %.5f, %s in %.2f s", family_key, metric.name, val_score, test_score,
+    log.info("%s: validation %s %.5f, test %.5f, %s in %.2f s", shard.label, metric.name, val_score, test_score,
              "the best trial's model, fit" if result.best_model is not None else "refit", fit_seconds)
-    return {"family": family_key, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
+    return {"family": shard.label, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
 
 
 def _ensemble_row(config, finalists: list[dict], metric, prepared: dict, keys: RunKeys, stores: Stores) -> dict | None:
@@ -398,22 +415,41 @@ def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunK
         stores.results.record_family(keys.dag_id, keys.partition, ensemble.FAMILY, keys.run_id, **row)
 
 
+def _merge_shards(config: DatasetConfig, metric, keys: RunKeys, stores: Stores) -> None:
+    """Each sharded family's one leaderboard row, its best shard's (``selection.merge_shards``); the
+    shards' own rows stay, marked as shards, out of the leaderboard users see."""
+    from dagml.selection import merge_shards
+
+    sharded = [f for f in config.families if f.shards > 1]
+    if not sharded:
+        return
+    rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id, shards=True)
+    for entry in sharded:
+        row = merge_shards([s.label for s in shards.of(entry)], [r for r in rows if r["shard_of"] == entry.name],
+                           metric)
+        stores.results.record_family(keys.dag_id, keys.partition, entry.name, keys.run_id, **row)
+        best = next((s for s in row["shards"] if s["best"]), None)
+        log.info("%s: %d shards, %s", entry.name, entry.shards,
+                 f"the best is {best['shard']} (seed {best['seed']})" if best else "every one failed")
+
+
 def select(config: DatasetConfig, keys: RunKeys, stores: Stores, prepared: dict | None = None) -> dict:
     """Choose the run's best row by validation score; with ``prepared`` (and ``ensemble`` on), an
     ``ensemble:greedy`` row competes too."""
     from dagml import leaderboard as board
-    from dagml.selection import choose
+    from dagml.selection import NO_RESULT, choose
 
     run = stores.results.run(keys.dag_id, keys.partition)
     if run is None or run["run_id"] != keys.run_id or not run.get("metric"):
         raise DataError("nothing to select from: load, profile or prepare did not finish for this run")
     metric = get_metric(run["metric"])
+    _merge_shards(config, metric, keys, stores)
     rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
     reported = {r["family"] for r in rows}
     for entry in config.families:
         if entry.name not in reported:  # the task died without writing (worker lost, killed, timed out)
             stores.results.record_family(keys.dag_id, keys.partition, entry.name, keys.run_id, status="failed",
-                                         metric=metric.name, error="the search task ended without a result; see its log")
+                                         metric=metric.name, error=NO_RESULT)
     rows = stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
     if config.ensemble and prepared is None:
         log.info("no ensemble: select was not given the prepared data")

@@ -260,13 +260,15 @@ def _trial_files(dag_id: str, partition: str, run_id: str) -> dict[str, list]:
     base = artifacts.uri(dag_id, partition, run_id)
     fs, root = fsspec.core.url_to_fs(base, **artifacts.storage_options)
     out: dict[str, list] = {}
-    for path in sorted(fs.glob(f"{root}/*/*/trials.json")):
-        family_part = path.rstrip("/").split("/")[-2]
+    # <load>/<family>/trials.json, or a sharded family's <load>/<family>/shard-<i>of<k>/trials.json
+    for path in sorted([*fs.glob(f"{root}/*/*/trials.json"), *fs.glob(f"{root}/*/*/shard-*/trials.json")]):
+        parts = path.rstrip("/").split("/")
+        family_part = parts[-3] if parts[-2].startswith("shard-") else parts[-2]
         try:
             trials = json.loads(fs.cat_file(path))["trials"]
         except (OSError, ValueError, KeyError):  # being replaced right now: the next poll reads it
             continue
-        out[family_part] = trials
+        out.setdefault(family_part, []).extend(trials)  # a family's shards: its trials together
     return {_family_name(k): v for k, v in out.items()} if out else {}
 
 

@@ -163,3 +163,35 @@ def test_a_leaderboard_row_keeps_its_thread_report(results):
     results.record_family("d", "p", "sklearn:knn", "r1", status="failed", error="boom")
     rows = {r["family"]: r["threads"] for r in results.leaderboard("d", "p")}
     assert rows == {"sklearn:hist_gradient_boosting": report, "sklearn:knn": None}
+
+
+def test_a_sharded_familys_trials_interleave_and_each_shard_replaces_only_its_own(results):
+    """``shards: k``: the i-th shard's trial t is the family's trial t * k + i (dagml.shards)."""
+    def rows(n, tag):
+        return [{"trial": t, "status": "ok", "loss": float(t), "params": {"tag": tag}} for t in range(n)]
+
+    def stored():
+        return [(t["trial"], t["params"]["tag"]) for t in results.trials("d", "p", "sklearn:knn")]
+
+    results.record_trials("d", "p", "sklearn:knn", "run1", rows(3, "old"))  # an earlier run, one search
+    results.record_trials("d", "p", "sklearn:knn", "run2", rows(3, "a"), (0, 2))
+    results.record_trials("d", "p", "sklearn:knn", "run2", rows(2, "b"), (1, 2))
+    assert stored() == [(0, "a"), (1, "b"), (2, "a"), (3, "b"), (4, "a")]
+    results.record_trials("d", "p", "sklearn:knn", "run2", rows(1, "b-retried"), (1, 2))
+    assert stored() == [(0, "a"), (1, "b-retried"), (2, "a"), (4, "a")]
+    results.record_trials("d", "p", "sklearn:knn", "run3", rows(2, "one"))  # one search again: replaces them all
+    assert stored() == [(0, "one"), (1, "one")]
+
+
+def test_shard_rows_stay_out_of_the_leaderboard_users_see(results):
+    results.start_run("d", "2026-01-01", "run1")
+    for i, seed in ((1, 42), (2, 2**32 - 1)):
+        results.record_family("d", "2026-01-01", f"sklearn:knn#{i}of2", "run1", status="ok", val_score=0.5 + i / 10,
+                              shard_of="sklearn:knn", seed=seed)
+    results.record_family("d", "2026-01-01", "sklearn:knn", "run1", status="ok", val_score=0.7, seed=2**32 - 1,
+                          shards=[{"shard": "sklearn:knn#2of2", "best": True}])
+    assert [r["family"] for r in results.leaderboard("d", "2026-01-01")] == ["sklearn:knn"]
+    shards = sorted(results.leaderboard("d", "2026-01-01", shards=True), key=lambda r: r["family"])
+    assert [(r["family"], r["shard_of"], r["seed"]) for r in shards] == [
+        ("sklearn:knn#1of2", "sklearn:knn", 42), ("sklearn:knn#2of2", "sklearn:knn", 2**32 - 1)]
+

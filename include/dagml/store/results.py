@@ -66,6 +66,11 @@ leaderboard = sa.Table(
     sa.Column("predictions_uri", sa.String(1000)),  # the best point's out-of-fold predictions
     # threadpoolctl's report after the family's fits: [{user_api, internal_api, prefix, version, num_threads}]
     sa.Column("threads", sa.JSON),
+    # a shard's row (family ``<family>#<i>of<k>``) names its family here; select merges a family's shards
+    # into the family's own row, which lists them in ``shards``. Users see family rows only.
+    sa.Column("shard_of", sa.String(100)),
+    sa.Column("seed", sa.BigInteger),  # the search's seed (a shard's own)
+    sa.Column("shards", sa.JSON),
 )
 
 trials = sa.Table(
@@ -227,22 +232,31 @@ class ResultsStore:
         values = {"run_id": run_id, "updated_at": _now(), **values}
         self._upsert(leaderboard, {"dag_id": dag_id, "partition": partition, "family": family}, values)
 
-    def record_trials(self, dag_id: str, partition: str, family: str, run_id: str, rows: list[dict]) -> None:
+    def record_trials(self, dag_id: str, partition: str, family: str, run_id: str, rows: list[dict],
+                      shard: tuple[int, int] = (0, 1)) -> None:
+        """Replace a search's trials. ``shard`` (i, k), for the i-th (from 0) of a family's k shards:
+        its trial t is stored as t * k + i, so the family's trials interleave its shards' and each
+        shard replaces only its own (together they replace the family's trials of an earlier run)."""
+        index, count = shard
         key = {"dag_id": dag_id, "partition": partition, "family": family}
+        mine = [*(trials.c[k] == v for k, v in key.items())] + ([trials.c.trial % count == index] if count > 1 else [])
         with self.engine.begin() as conn:
-            conn.execute(trials.delete().where(*(trials.c[k] == v for k, v in key.items())))
+            conn.execute(trials.delete().where(*mine))
             if rows:
-                conn.execute(trials.insert(), [{**key, "run_id": run_id, **r} for r in rows])
+                conn.execute(trials.insert(), [{**key, "run_id": run_id, **r, "trial": r["trial"] * count + index}
+                                               for r in rows])
 
-    def leaderboard(self, dag_id: str, partition: str, run_id: str | None = None) -> list[dict]:
-        """The rows of one partition's run (its latest run unless ``run_id`` is given)."""
+    def leaderboard(self, dag_id: str, partition: str, run_id: str | None = None, shards: bool = False) -> list[dict]:
+        """The rows of one partition's run (its latest run unless ``run_id`` is given): one per family,
+        or with ``shards``, the rows of its sharded families' shards instead."""
         if run_id is None:
             run = self.run(dag_id, partition)
             if run is None:
                 return []
             run_id = run["run_id"]
         query = leaderboard.select().where(
-            leaderboard.c.dag_id == dag_id, leaderboard.c.partition == partition, leaderboard.c.run_id == run_id
+            leaderboard.c.dag_id == dag_id, leaderboard.c.partition == partition, leaderboard.c.run_id == run_id,
+            leaderboard.c.shard_of.is_not(None) if shards else leaderboard.c.shard_of.is_(None),
         )
         with self.engine.connect() as conn:
             return [_plain(r) for r in conn.execute(query)]
