@@ -1,8 +1,9 @@
 """What the dagml pages show, as plain JSON-able dicts, read from dagml's results store.
 
 Each page costs a fixed number of queries whatever the number of partitions (a dataset with
-a year of daily runs is one query per table, not one per partition). Nothing here knows of
-HTTP or authorization: ``app.py`` checks the caller's access first.
+a year of daily runs is one query per table, not one per partition): the reads are
+``ResultsStore`` methods that take a whole dataset's rows at once, and this module only shapes
+them. Nothing here knows of HTTP or authorization: ``app.py`` checks the caller's access first.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import json
 from datetime import datetime, timezone
 from functools import lru_cache
 
-import sqlalchemy as sa
-
-from dagml.store import results as tables
+from dagml.store.results import ResultsStore
 
 
 class NotFound(LookupError):
@@ -22,7 +21,7 @@ class NotFound(LookupError):
 
 @lru_cache(maxsize=4)
 def _store(url: str):
-    return tables.ResultsStore(url)
+    return ResultsStore(url)
 
 
 def store():
@@ -30,11 +29,6 @@ def store():
     from dagml import settings
 
     return _store(settings.results_url())
-
-
-def _rows(query) -> list[dict]:
-    with store().engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def _iso(value) -> str | None:
@@ -47,20 +41,6 @@ def _age_seconds(value) -> float | None:
     if value.tzinfo is None:  # SQLite gives naive datetimes back
         value = value.replace(tzinfo=timezone.utc)
     return round((datetime.now(timezone.utc) - value).total_seconds(), 1)
-
-
-def _winner_join():
-    """runs joined to the leaderboard row of the family each run selected (outer: failed runs too)."""
-    runs, board = tables.runs, tables.leaderboard
-    return runs.outerjoin(board, sa.and_(board.c.dag_id == runs.c.dag_id, board.c.partition == runs.c.partition,
-                                         board.c.run_id == runs.c.run_id, board.c.family == runs.c.selected_family))
-
-
-def _series_columns():
-    runs, board = tables.runs, tables.leaderboard
-    return (runs.c.dag_id, runs.c.partition, runs.c.run_id, runs.c.status, runs.c.metric, runs.c.selected_family,
-            runs.c.promoted, runs.c.started_at, runs.c.finished_at, runs.c.failed_task, runs.c.error,
-            board.c.val_score, board.c.test_score)
 
 
 def _run_line(row: dict) -> dict:
@@ -81,18 +61,15 @@ def _champion_line(row: dict | None) -> dict | None:
 
 def dataset_ids() -> list[str]:
     """Every DAG id with a run in the results store."""
-    return [r["dag_id"] for r in _rows(sa.select(tables.runs.c.dag_id).distinct().order_by(tables.runs.c.dag_id))]
+    return store().dag_ids()
 
 
 def datasets(dag_ids: list[str]) -> list[dict]:
     """Each dataset: its champion, its last started run, and its winners' test scores over partitions."""
     if not dag_ids:
         return []
-    runs, champions, active = tables.runs, tables.champions, tables.active_champions
-    series = _rows(sa.select(*_series_columns()).select_from(_winner_join())
-                   .where(runs.c.dag_id.in_(dag_ids)).order_by(runs.c.dag_id, runs.c.partition))
-    champs = {r["dag_id"]: r for r in _rows(
-        champions.select().join(active, active.c.champion_id == champions.c.id).where(active.c.dag_id.in_(dag_ids)))}
+    series = store().winner_series(dag_ids)
+    champs = store().active_champions(dag_ids)
     out = []
     for dag_id in dag_ids:
         lines = [_run_line(r) for r in series if r["dag_id"] == dag_id]
@@ -108,24 +85,21 @@ def datasets(dag_ids: list[str]) -> list[dict]:
 
 def dataset(dag_id: str) -> dict:
     """One dataset: every partition's run with its winner's scores, and the champion history."""
-    runs, champions = tables.runs, tables.champions
-    lines = [_run_line(r) for r in _rows(sa.select(*_series_columns()).select_from(_winner_join())
-                                         .where(runs.c.dag_id == dag_id).order_by(runs.c.partition))]
+    lines = [_run_line(r) for r in store().winner_series([dag_id])]
     if not lines:
         raise NotFound(f"no dagml run of {dag_id!r} is recorded in the results store")
-    history = [_champion_line(r) for r in _rows(champions.select().where(champions.c.dag_id == dag_id)
-                                                 .order_by(champions.c.id))]
+    history = [_champion_line(r) for r in store().champion_history(dag_id)]
     active = next((h for h in reversed(history) if h["retired_at"] is None), None)
     return {"dag_id": dag_id, "metric": next((r["metric"] for r in reversed(lines) if r["metric"]), None),
             "champion": active, "champion_history": history, "runs": lines}
 
 
 def _run_row(dag_id: str, run_id: str) -> dict:
-    found = _rows(tables.runs.select().where(tables.runs.c.dag_id == dag_id, tables.runs.c.run_id == run_id))
-    if not found:
+    found = store().run_by_id(dag_id, run_id)
+    if found is None:
         raise NotFound(f"no dagml run {run_id!r} of {dag_id!r} is recorded in the results store "
                        "(a re-run of its partition replaces it)")
-    return found[0]
+    return found
 
 
 def _best_so_far(trial_rows: list[dict], better) -> dict[str, list]:
@@ -140,10 +114,7 @@ def _best_so_far(trial_rows: list[dict], better) -> dict[str, list]:
 
 
 def _trial_scores(dag_id: str, partition: str, run_id: str, metric) -> list[dict]:
-    t = tables.trials
-    rows = _rows(sa.select(t.c.family, t.c.trial, t.c.status, t.c.loss)
-                 .where(t.c.dag_id == dag_id, t.c.partition == partition, t.c.run_id == run_id)
-                 .order_by(t.c.family, t.c.trial))
+    rows = store().trial_losses(dag_id, partition, run_id)
     for row in rows:  # dagml stores losses (minimised); the page shows the metric's own scores
         loss = row["loss"]
         row["score"] = None if metric is None or loss is None else (-loss if metric.greater_is_better else loss)

@@ -195,3 +195,60 @@ def test_shard_rows_stay_out_of_the_leaderboard_users_see(results):
     assert [(r["family"], r["shard_of"], r["seed"]) for r in shards] == [
         ("sklearn:knn#1of2", "sklearn:knn", 42), ("sklearn:knn#2of2", "sklearn:knn", 2**32 - 1)]
 
+
+
+def test_dag_ids_are_every_dataset_with_a_run_once_sorted(results):
+    assert results.dag_ids() == []
+    for dag_id, partition in (("b", "p1"), ("a", "p1"), ("a", "p2")):
+        results.start_run(dag_id, partition, f"r-{partition}")
+    assert results.dag_ids() == ["a", "b"]
+
+
+def test_winner_series_gives_each_run_its_selected_familys_scores_in_one_list(results):
+    results.start_run("d", "2026-01-02", "r2", metric="roc_auc", profile={"rows": 10})
+    results.fail_run("d", "r2", "load", "load: no file")
+    results.start_run("d", "2026-01-01", "r1", metric="roc_auc")  # started last, an older partition
+    results.record_family("d", "2026-01-01", "sklearn:knn", "r1", status="ok", val_score=0.8, test_score=0.7)
+    results.record_family("d", "2026-01-01", "sklearn:svm", "r1", status="ok", val_score=0.9, test_score=0.6)
+    results.update_run("d", "2026-01-01", selected_family="sklearn:svm", status="success")
+    results.start_run("other", "2026-01-01", "o1")
+    series = results.winner_series(["d"])
+    assert [(r["partition"], r["status"], r["selected_family"], r["val_score"], r["test_score"]) for r in series] == [
+        ("2026-01-01", "success", "sklearn:svm", 0.9, 0.6), ("2026-01-02", "failed", None, None, None)]
+    assert series[1]["failed_task"] == "load" and "profile" not in series[1]
+    assert [(r["dag_id"], r["partition"]) for r in results.winner_series(["other", "d"])] == [
+        ("d", "2026-01-01"), ("d", "2026-01-02"), ("other", "2026-01-01")]
+    assert results.winner_series([]) == []
+
+
+def test_active_champions_name_each_datasets_current_one(results):
+    first = _crown(results, "p1", "sklearn:svm", None)
+    _crown(results, "p2", "sklearn:knn", first)
+    results.replace_champion("e", None, "p1", "r-p1", "sklearn:rf", "roc_auc", 0.8, "/m/e", "a" * 64, "test")
+    champions = results.active_champions(["d", "e", "no-champion"])
+    assert {dag_id: c["family"] for dag_id, c in champions.items()} == {"d": "sklearn:knn", "e": "sklearn:rf"}
+    assert champions["d"] == results.champion("d") and champions["d"]["retired_at"] is None
+    assert results.active_champions(["e"]).keys() == {"e"}
+
+
+def test_a_run_is_found_by_its_id_until_a_rerun_of_its_partition_replaces_it(results):
+    results.start_run("d", "p1", "r1", metric="roc_auc")
+    assert (results.run_by_id("d", "r1")["partition"], results.run_by_id("d", "r1")["metric"]) == ("p1", "roc_auc")
+    results.start_run("d", "p1", "r2")
+    assert results.run_by_id("d", "r1") is None and results.run_by_id("d", "r2")["partition"] == "p1"
+    assert results.run_by_id("other", "r2") is None
+
+
+def test_trial_losses_are_one_runs_trials_by_family_then_trial(results):
+    def rows(losses):
+        return [{"trial": t, "status": "ok" if loss is not None else "failed", "loss": loss, "params": {"t": t}}
+                for t, loss in enumerate(losses)]
+
+    results.record_trials("d", "p", "sklearn:svm", "r1", rows([0.5, 0.4]))
+    results.record_trials("d", "p", "sklearn:knn", "r2", rows([0.3, None, 0.2]))
+    results.record_trials("d", "p2", "sklearn:knn", "r2", rows([0.9]))  # another partition
+    assert results.trial_losses("d", "p", "r2") == [
+        {"family": "sklearn:knn", "trial": t, "status": s, "loss": loss}
+        for t, s, loss in ((0, "ok", 0.3), (1, "failed", None), (2, "ok", 0.2))]
+    assert [(t["family"], t["loss"]) for t in results.trial_losses("d", "p", "r1")] == [
+        ("sklearn:svm", 0.5), ("sklearn:svm", 0.4)]

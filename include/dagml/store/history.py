@@ -6,21 +6,15 @@ from dagml.store.results import ResultsStore
 
 
 def partition_history(results: ResultsStore, dag_id: str) -> list[dict]:
-    lines = []
-    for run in results.runs(dag_id):
-        winner = None
-        if run["selected_family"]:
-            rows = results.leaderboard(dag_id, run["partition"], run["run_id"])
-            winner = next((r for r in rows if r["family"] == run["selected_family"]), None)
-        lines.append({
+    return [
+        {
             "partition": run["partition"], "run_id": run["run_id"], "state": run["status"],
             "failed_task": run["failed_task"], "error": run["error"], "metric": run["metric"],
-            "winner": run["selected_family"],
-            "val_score": winner["val_score"] if winner else None,
-            "test_score": winner["test_score"] if winner else None,
+            "winner": run["selected_family"], "val_score": run["val_score"], "test_score": run["test_score"],
             "promoted": run["promoted"], "promotion_reason": run["promotion_reason"],
             "champion_family": run["champion_family"], "champion_partition": run["champion_partition"],
             "refit_rows": run.get("refit_rows"), "refit_error": run.get("refit_error"),
             "started_at": run["started_at"], "finished_at": run["finished_at"],
-        })
-    return lines
+        }
+        for run in results.winner_series([dag_id])
+    ]

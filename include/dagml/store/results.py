@@ -209,6 +209,30 @@ class ResultsStore:
             return [_plain(r) for r in conn.execute(runs.select().where(runs.c.dag_id == dag_id)
                                                     .order_by(runs.c.partition))]
 
+    def run_by_id(self, dag_id: str, run_id: str) -> dict | None:
+        """The run ``run_id`` of ``dag_id``, or None (never recorded, or a re-run of its partition replaced it)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(runs.select().where(runs.c.dag_id == dag_id, runs.c.run_id == run_id)).first()
+        return _plain(row) if row else None
+
+    def dag_ids(self) -> list[str]:
+        """Every DAG id with a run recorded, sorted."""
+        with self.engine.connect() as conn:
+            return list(conn.scalars(sa.select(runs.c.dag_id).distinct().order_by(runs.c.dag_id)))
+
+    def winner_series(self, dag_ids: list[str]) -> list[dict]:
+        """Every run of these DAGs, by DAG id then partition, each with the ``val_score`` and
+        ``test_score`` of the family it selected (None when it selected none). One query however
+        many partitions; the run's data profile is left out (it can be large and no line shows it)."""
+        board = leaderboard
+        winner = sa.and_(board.c.dag_id == runs.c.dag_id, board.c.partition == runs.c.partition,
+                         board.c.run_id == runs.c.run_id, board.c.family == runs.c.selected_family)
+        query = (sa.select(*(c for c in runs.c if c.name != "profile"), board.c.val_score, board.c.test_score)
+                 .select_from(runs.outerjoin(board, winner))
+                 .where(runs.c.dag_id.in_(dag_ids)).order_by(runs.c.dag_id, runs.c.partition))
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(query)]
+
     def fail_run(self, dag_id: str, run_id: str, task_id: str, error: str, partition: str | None = None) -> bool:
         """Record why a running run failed; the first failure wins, a finished run is left alone.
 
@@ -258,6 +282,14 @@ class ResultsStore:
             leaderboard.c.dag_id == dag_id, leaderboard.c.partition == partition, leaderboard.c.run_id == run_id,
             leaderboard.c.shard_of.is_not(None) if shards else leaderboard.c.shard_of.is_(None),
         )
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(query)]
+
+    def trial_losses(self, dag_id: str, partition: str, run_id: str) -> list[dict]:
+        """Each trial of a run's searches as ``family, trial, status, loss``, by family then trial."""
+        query = (sa.select(trials.c.family, trials.c.trial, trials.c.status, trials.c.loss)
+                 .where(trials.c.dag_id == dag_id, trials.c.partition == partition, trials.c.run_id == run_id)
+                 .order_by(trials.c.family, trials.c.trial))
         with self.engine.connect() as conn:
             return [_plain(r) for r in conn.execute(query)]
 
@@ -326,11 +358,14 @@ class ResultsStore:
 
     # champions
     def champion(self, dag_id: str) -> dict | None:
+        return self.active_champions([dag_id]).get(dag_id)
+
+    def active_champions(self, dag_ids: list[str]) -> dict[str, dict]:
+        """The active champion of each of these DAGs that has one, by DAG id (one query)."""
         query = (champions.select().join(active_champions, active_champions.c.champion_id == champions.c.id)
-                 .where(active_champions.c.dag_id == dag_id))
+                 .where(active_champions.c.dag_id.in_(dag_ids)))
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return _plain(row) if row else None
+            return {r.dag_id: _plain(r) for r in conn.execute(query)}
 
     def champion_history(self, dag_id: str) -> list[dict]:
         query = champions.select().where(champions.c.dag_id == dag_id).order_by(champions.c.id)
