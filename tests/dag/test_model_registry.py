@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from dagml import settings
 from dagml.cli import app
 from dagml.store.results import ResultsStore
+from tests.dag.dagfile import dag_of
 
 pytestmark = pytest.mark.dag
-REPO = Path(__file__).resolve().parents[2]
 
 CONFIG = """
 source: {{uri: "{folder}/{{{{ ds }}}}.csv"}}
@@ -49,15 +49,7 @@ def _partitions(folder: Path, days: list[str]) -> None:
 
 
 def _dag(tmp_path, monkeypatch, name, retries=0, conn_id="mlflow"):
-    from airflow.dag_processing.dagbag import DagBag
-
-    configs = tmp_path / "configs"
-    configs.mkdir(exist_ok=True)
-    (configs / f"{name}.yaml").write_text(CONFIG.format(folder=tmp_path, retries=retries, conn_id=conn_id))
-    monkeypatch.setenv("DAGML_CONFIGS", str(configs))
-    bag = DagBag(dag_folder=str(REPO / "dags" / "automl.py"))
-    assert bag.import_errors == {}
-    dag = bag.dags[f"automl__{name}"]
+    dag = dag_of(tmp_path, monkeypatch, name, CONFIG.format(folder=tmp_path, retries=retries, conn_id=conn_id))
     assert dag.task_dict["register"].upstream_task_ids == {"promote", "report"}
     return dag
 

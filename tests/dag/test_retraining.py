@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from dagml import settings
 from dagml.cli import app
 from dagml.store.results import ResultsStore
+from tests.dag.dagfile import dag_of
 
 pytestmark = pytest.mark.dag
-REPO = Path(__file__).resolve().parents[2]
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
 
 
@@ -39,16 +39,7 @@ def warehouse(tmp_path, monkeypatch):
     return engine
 
 
-def _dag(tmp_path, monkeypatch, name, config: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    configs = tmp_path / "configs"
-    configs.mkdir(exist_ok=True)
-    (configs / f"{name}.yaml").write_text(config)
-    monkeypatch.setenv("DAGML_CONFIGS", str(configs))  # the one configs setting: DAG file and CLI
-    bag = DagBag(dag_folder=str(REPO / "dags" / "automl.py"))
-    assert bag.import_errors == {}
-    return bag.dags[f"automl__{name}"]
+_dag = dag_of
 
 
 SQL_CONFIG = """

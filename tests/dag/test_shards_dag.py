@@ -3,7 +3,6 @@ each fitting with a seed of its own, and one leaderboard row for the family, the
 everything users see; a trigger form that leaves the family out ends both shards with nothing searched."""
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,8 +12,8 @@ from dagml.cli import app
 from dagml.predictors import load_verified
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore
+from tests.dag.dagfile import dag_of
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.dag
 FOREST = "sklearn:random_forest"
 SHARDS = [f"{FOREST}#1of2", f"{FOREST}#2of2"]
@@ -31,15 +30,7 @@ retries: 0
 
 
 def _dag(tmp_path, monkeypatch, name):
-    from airflow.dag_processing.dagbag import DagBag
-
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / f"{name}.yaml").write_text(CONFIG)
-    monkeypatch.setenv("DAGML_CONFIGS", str(configs))
-    bag = DagBag(dag_folder=str(REPO / "dags" / "automl.py"))
-    assert bag.import_errors == {}
-    return bag.dags[f"automl__{name}"]
+    return dag_of(tmp_path, monkeypatch, name, CONFIG)
 
 
 def _searches(run) -> dict:

@@ -3,7 +3,6 @@ sends it): its values are used for that run, recorded, and shown with its leader
 that depends on dagml and does not fit fails the first task, naming the param."""
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,8 +11,8 @@ from dagml import settings
 from dagml.cli import app
 from dagml.store.artifacts import ArtifactStore
 from dagml.store.results import ResultsStore
+from tests.dag.dagfile import dag_of
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.dag
 CONFIG = """
 source: {uri: sklearn://breast_cancer}
@@ -28,15 +27,7 @@ retries: 0
 
 
 def _dag(tmp_path, monkeypatch, name):
-    from airflow.dag_processing.dagbag import DagBag
-
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / f"{name}.yaml").write_text(CONFIG)
-    monkeypatch.setenv("DAGML_CONFIGS", str(configs))
-    bag = DagBag(dag_folder=str(REPO / "dags" / "automl.py"))
-    assert bag.import_errors == {}
-    return bag.dags[f"automl__{name}"]
+    return dag_of(tmp_path, monkeypatch, name, CONFIG)
 
 
 def test_a_confs_values_are_used_for_the_run_recorded_and_shown(airflow_db, tmp_path, monkeypatch):
