@@ -145,6 +145,10 @@ class FamilyEntry(_Strict):
         "native threads (OpenMP, BLAS, the library's own) the family's search and fits use; the search "
         "task then holds as many slots of the search pool (DAGML_SEARCH_POOL), so a worker is not "
         "oversubscribed"))
+    memory_mb: float | None = Field(None, gt=0, le=2**30, description=(
+        "what one trial or fit of the family may allocate above the search's process, in MB (scikit-learn "
+        "kind: it runs in a forked child with this address-space limit); a trial above it fails as out of "
+        "memory and the search goes on; unset: only the machine's memory bounds it"))
 
     @field_validator("name")
     @classmethod
@@ -156,6 +160,15 @@ class FamilyEntry(_Strict):
         if name not in REGISTRY:
             raise ValueError(f"unknown family {name!r}; valid: {', '.join(sorted(REGISTRY))}")
         return name
+
+    @model_validator(mode="after")
+    def _memory_where_forked(self):
+        from dagml.families import REGISTRY
+
+        if self.memory_mb is not None and not REGISTRY[self.name].hard_time_limit:
+            raise ValueError(f"memory_mb: {self.name}'s fits run in the task process (not forked), so no limit "
+                             "can hold them alone; it applies to scikit-learn-kind families")
+        return self
 
     def budget(self, default: Budget) -> Budget:
         return Budget(

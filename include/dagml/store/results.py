@@ -66,6 +66,9 @@ leaderboard = sa.Table(
     sa.Column("predictions_uri", sa.String(1000)),  # the best point's out-of-fold predictions
     # threadpoolctl's report after the family's fits: [{user_api, internal_api, prefix, version, num_threads}]
     sa.Column("threads", sa.JSON),
+    # training rows of each search trial, and of the family's model (a row cap or a sampled search)
+    sa.Column("search_rows", sa.Integer),
+    sa.Column("fit_rows", sa.Integer),
 )
 
 trials = sa.Table(
