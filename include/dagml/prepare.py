@@ -187,6 +187,7 @@ class Fold:
     X_valid: object
     y_valid: object
     valid_rows: object = None  # positions of the validation rows in the partition (for ensembles)
+    pre: object = None  # the preprocessor fitted on the training rows (a holdout fold's is the refit's)
 
 
 def folds(df, roles, recipe: dict, scale: bool) -> list[Fold]:
@@ -209,7 +210,7 @@ def _fold(train, valid, recipe, scale) -> Fold:
     target = recipe["target"]
     X_train = as_float32(pre.fit_transform(train[recipe["features"]]))
     return Fold(X_train, encode_target(train[target], recipe), as_float32(pre.transform(valid[recipe["features"]])),
-                encode_target(valid[target], recipe))
+                encode_target(valid[target], recipe), pre=pre)
 
 
 def final_training_rows(roles):

@@ -278,7 +278,7 @@ def _release_budget(config: DatasetConfig, family_key: str, prepared: dict, keys
             log.warning("could not release %s's search budget: %s", family_key, exc)
 
 
-def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores):
+def _search(config: DatasetConfig, family, folds, prepared: dict, keys: RunKeys, stores: Stores):
     """The hyperopt search within the family's budget, warm-started, its trials kept for a retry."""
     from dagml.search import search
 
@@ -289,7 +289,7 @@ def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, 
     trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, "trials.json")
     log.info("searching %s: up to %d evaluations or %s", family_key, budget.max_evals, clock)
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
-        result = search(family, data.folds(), prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
+        result = search(family, folds, prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
                         budget.max_evals, budget.seconds, config.seed, trials_path, checkpoint,
                         warm_points=_warm_points(config, family_key, keys, stores), clock=clock)
     stores.results.record_trials(keys.dag_id, keys.partition, family_key, keys.run_id, result.trials)
@@ -380,22 +380,29 @@ def _search_family(config, family_key, prepared, keys, stores) -> dict:
     family.threads, family.memory_mb = entry.threads, entry.memory_mb
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
     data, searched = _row_caps(config, family, entry, _training_data(config, family, prepared, recipe, stores))
-    result = _search(config, family, searched, prepared, keys, stores)
+    folds = searched.folds()
+    result = _search(config, family, folds, prepared, keys, stores)
     predictions_uri = _write_valid_predictions(stores, stores.load_uri(keys, prepared["load_id"], family_key,
                                                                        "valid_predictions.parquet"), result)
 
-    pre, X_train, y_train = data.final()
     sampled = searched is not data
     fit_rows = data.training_rows() if hasattr(data, "training_rows") else None
-    if result.best_model is not None and not sampled:  # holdout: the best trial's model was fit on these rows
+    if result.best_model is not None and not sampled:
+        # holdout: the best trial's model was fit on these rows, preprocessed by the fold's preprocessor
         model, fit_seconds, params = result.best_model, result.best_model_seconds, result.best_params
-        thread_report = result.thread_report
+        thread_report, pre = result.thread_report, folds[0].pre
+        del folds
+        if pre is None:  # Spark's pipeline carries its own preprocessing
+            pre = data.final()[0]
     else:
+        sample_pre = folds[0].pre if len(folds) == 1 else None
+        del folds  # their matrices, before the fit on all rows builds its own
+        pre, X_train, y_train = data.final()
         model, thread_report, fit_seconds, params = _fit_best(config, family, entry, result, X_train, y_train, task,
                                                               prepared["n_classes"], sampled)
+        del X_train, y_train
         if model is result.best_model:  # the fit on all rows failed: the sample's model it is
-            pre, _, _ = searched.final()
-            fit_rows = searched.training_rows()
+            pre, fit_rows = sample_pre, searched.training_rows()
     log.info("%s: %d thread(s) configured; native threads used by its fits: %s", family_key, family.threads,
              threads.describe(thread_report))
     if result.shrinkage:
