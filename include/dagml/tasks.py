@@ -341,7 +341,8 @@ def _fit_best(config: DatasetConfig, family, entry, result, X, y, task: str, n_c
     """(model, thread report, seconds, params): the best point fit on the family's training rows.
     After a search on a sample, the fit is bounded by the family's seconds (a forest or a booster
     keeps the size it reached, recorded in its params); one that cannot finish, or runs out of
-    memory, leaves the best trial's model (fit on the sample) as the family's."""
+    memory, leaves the best trial's model (fit on the sample) as the family's. With ``memory_mb``
+    the fit runs forked under that limit, as the trials do."""
     from dagml.errors import OutOfMemory
     from dagml.time_limit import TimeLimitExceeded, call_with_time_limit
 
@@ -350,7 +351,7 @@ def _fit_best(config: DatasetConfig, family, entry, result, X, y, task: str, n_c
     def fit():
         return family.fit(result.best_params, X, y, task, n_classes, config.seed)
 
-    if not (sampled and family.hard_time_limit):  # with threads > 1 in a forked child (dagml.threads)
+    if not family.hard_time_limit or not (sampled or family.memory_mb):  # threads > 1: forked (dagml.threads)
         model, report = threads.call(fit, family.threads, fork=family.hard_time_limit)
         return model, report, time.perf_counter() - started, result.best_params
 
@@ -358,11 +359,11 @@ def _fit_best(config: DatasetConfig, family, entry, result, X, y, task: str, n_c
         with threads.limit(family.threads):
             return fit(), threads.report()
 
-    seconds = entry.budget(config.budget).seconds
+    seconds = entry.budget(config.budget).seconds if sampled else None
     try:
         model, report = call_with_time_limit(body, seconds, family.memory_mb, same_error=True)
     except (TimeLimitExceeded, OutOfMemory) as exc:
-        if result.best_model is None:
+        if result.best_model is None or not sampled:
             raise
         log.warning("%s: fitting the best point on all %s training rows failed (%s): the family's model is its "
                     "best trial's, fit on the sample", family.key(), f"{len(y):,}", exc)
