@@ -12,7 +12,9 @@ sampled every 0.5 s, of the proportional set size (PSS: shared pages split betwe
 that share them) of the stage's process and its children (a search forks its own process, and that
 forks each trial), so copy-on-write pages are not counted twice. A stage "fits 4 GiB" when it
 succeeds with that peak under 4 GiB; the largest size that fits is reported per family over
-``--sizes``. Run with ``taskset -c 1`` (one core: a worker slot).
+``--sizes``. Run with ``taskset -c 1`` (one core: a worker slot). Each stage's figures are also
+written, one JSON line each, to ``bench/largedata_results.jsonl``; ``--render`` writes the section
+from such a file again.
 
     taskset -c 1 .venv/bin/python bench/largedata.py            # 1M rows, then 2M
     taskset -c 1 .venv/bin/python bench/largedata.py --sizes 250000 --seconds 20   # a quick look
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _report import provenance, write_section  # noqa: E402
 
 DATA = Path("/tmp/dagml-largedata")
+RESULTS = Path(__file__).with_name("largedata_results.jsonl")
 FAMILIES = ["sklearn:dummy", "sklearn:elastic_net", "sklearn:hist_gradient_boosting", "sklearn:random_forest",
             "sklearn:extra_trees", "sklearn:knn", "sklearn:svm"]
 LIMIT = 4 * 2**30
@@ -158,6 +161,7 @@ def main() -> None:
     from largedata_data import write as write_data
 
     runs: dict[int, list[dict]] = {}
+    RESULTS.write_text("")
     for rows in (int(n) for n in args.sizes.split(",")):
         DATA.mkdir(parents=True, exist_ok=True)
         path = DATA / f"rows{rows}.parquet"
@@ -172,7 +176,10 @@ def main() -> None:
         results = []
         for name in ["load", "profile", "prepare", *FAMILIES]:
             results.append(measured(rows, args.seconds, name))
-            print(json.dumps(results[-1], default=str), flush=True)
+            line = json.dumps(results[-1], default=str)
+            print(line, flush=True)
+            with RESULTS.open("a") as out:
+                out.write(line + "\n")
         runs[rows] = results
         write(runs, args.seconds, provenance())
 
