@@ -150,6 +150,10 @@ class FamilyEntry(_Strict):
         "mapped search instances the family's search is split into, on whatever worker slots are free: "
         "each with its own seed and a k-th of the family's evaluations and seconds; select keeps the best "
         "shard as the family's leaderboard row"))
+    memory_mb: float | None = Field(None, gt=0, le=2**30, description=(
+        "what one trial or fit of the family may allocate above the search's process, in MB (scikit-learn "
+        "kind: it runs in a forked child with this address-space limit); a trial above it fails as out of "
+        "memory and the search goes on; unset: only the machine's memory bounds it"))
 
     @field_validator("name")
     @classmethod
@@ -169,6 +173,15 @@ class FamilyEntry(_Strict):
         if self.max_evals is not None and self.shards > self.max_evals:
             raise ValueError(f"shards: {self.shards} shards of {self.max_evals} evaluations (max_evals); "
                              "each shard needs at least one")
+        return self
+
+    @model_validator(mode="after")
+    def _memory_where_forked(self):
+        from dagml.families import REGISTRY
+
+        if self.memory_mb is not None and not REGISTRY[self.name].hard_time_limit:
+            raise ValueError(f"memory_mb: {self.name}'s fits run in the task process (not forked), so no limit "
+                             "can hold them alone; it applies to scikit-learn-kind families")
         return self
 
     def budget(self, default: Budget) -> Budget:

@@ -13,6 +13,12 @@ class FamilyFailed(RuntimeError):
     """Every trial of a family failed; the message carries the first reason."""
 
 
+class OutOfMemory(FamilyFailed):
+    """A fit ran out of memory: its forked process raised ``MemoryError``, hit its ``memory_mb`` limit,
+    or was killed by SIGKILL (what the kernel's out-of-memory killer sends). The same rows would run
+    out again, so it is not retried."""
+
+
 class ConnectionNotFound(LookupError):
     """An Airflow connection dagml needs is not defined; the message names it and how to add it."""
 

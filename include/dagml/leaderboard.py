@@ -13,7 +13,8 @@ from dagml.metrics import get_metric
 from dagml.selection import rank
 
 ROW_KEYS = ("family", "status", "error", "metric", "params", "val_score", "test_score", "fit_seconds",
-            "search_seconds", "n_trials", "n_failed_trials", "model_uri", "model_sha256", "threads", "seed", "shards")
+            "search_seconds", "n_trials", "n_failed_trials", "model_uri", "model_sha256", "threads", "seed", "shards",
+            "search_rows", "fit_rows")
 
 
 def score(value, digits: int = 5) -> str:

@@ -87,11 +87,49 @@ def _reasons(dropped: dict) -> str:
     return "; ".join(f"{c!r}: {why}" for c, why in dropped.items())
 
 
-def _finite(X):
+def _finite(X):  # kept for the preprocessors stored before _finite32 (they name it)
     import numpy as np
 
     a = X.to_numpy(dtype=float, na_value=np.nan) if hasattr(X, "to_numpy") else np.asarray(X, dtype=float)
     return np.where(np.isinf(a), np.nan, a)
+
+
+def _finite32(X):
+    """Numbers as 32-bit floats, infinite values missing. Training frames (``compact``) and the raw
+    rows a champion scores round to the same values, so both see the same matrix."""
+    import numpy as np
+
+    a = X.to_numpy(dtype=np.float32, na_value=np.nan) if hasattr(X, "to_numpy") else np.asarray(X, dtype=np.float32)
+    return np.where(np.isinf(a), np.nan, a)  # a copy: to_numpy may be a view of the caller's frame
+
+
+def compact(df, keep=()):
+    """The partition with compact feature dtypes, for training: 64-bit floats as 32-bit (what the
+    tree families fit on anyway) and text as categoricals (each value stored once, which the
+    encoders then read as references, not copies). Columns in ``keep`` (the target, date columns)
+    keep their dtype. On 1M x 50 mixed columns: bench/largedata.py."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for name, col in df.items():
+        if name in keep:
+            out[name] = col
+        elif col.dtype == np.float64:
+            out[name] = col.astype(np.float32)
+        elif pd.api.types.is_string_dtype(col.dtype) and pd.api.types.infer_dtype(col, skipna=True) == "string":
+            out[name] = col.astype("category")
+        else:
+            out[name] = col
+    return pd.DataFrame(out, index=df.index)
+
+
+def as_float32(X):
+    """A matrix as 32-bit floats (no copy when it is): half the memory of 64-bit ones, and no per-fit
+    copy by the tree families (scikit-learn's trees fit on float32)."""
+    import numpy as np
+
+    return np.asarray(X, dtype=np.float32)
 
 
 def _as_object(X):
@@ -100,6 +138,7 @@ def _as_object(X):
 
 
 def build_preprocessor(recipe: dict, scale: bool):
+    import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -109,20 +148,22 @@ def build_preprocessor(recipe: dict, scale: bool):
         return [SimpleImputer(strategy="median", add_indicator=indicator, keep_empty_features=True),
                 *([StandardScaler()] if scale else [])]
 
-    finite = FunctionTransformer(_finite, feature_names_out="one-to-one")  # infinite values are missing
+    # every part gives 32-bit floats (infinite values as missing), so the matrix is float32 whole
+    finite = FunctionTransformer(_finite32, feature_names_out="one-to-one")
     as_object = FunctionTransformer(_as_object, feature_names_out="one-to-one")
     parts = [("numeric", make_pipeline(finite, *imputed()), recipe["numeric"])]
     if recipe["onehot"]:
-        parts.append(("onehot", make_pipeline(as_object, OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                      recipe["onehot"]))
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
+        parts.append(("onehot", make_pipeline(as_object, onehot), recipe["onehot"]))
     if recipe["ordinal"]:
         ordinal = [as_object, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                             encoded_missing_value=-1)]
+                                             encoded_missing_value=-1, dtype=np.float32)]
         parts.append(("ordinal", make_pipeline(*ordinal, *([StandardScaler()] if scale else [])), recipe["ordinal"]))
     if recipe.get("dates"):  # last, so the other parts keep their column positions
         from dagml.dates import DateFeatures
 
-        dates = make_pipeline(DateFeatures(recipe.get("date_formats")), *imputed(indicator=False))  # it flags gaps
+        dates = make_pipeline(DateFeatures(recipe.get("date_formats")), *imputed(indicator=False),  # it flags gaps
+                              FunctionTransformer(as_float32, feature_names_out="one-to-one"))
         parts.append(("dates", dates, recipe["dates"]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0)
 
@@ -146,6 +187,7 @@ class Fold:
     X_valid: object
     y_valid: object
     valid_rows: object = None  # positions of the validation rows in the partition (for ensembles)
+    pre: object = None  # the preprocessor fitted on the training rows (a holdout fold's is the refit's)
 
 
 def folds(df, roles, recipe: dict, scale: bool) -> list[Fold]:
@@ -166,9 +208,9 @@ def folds(df, roles, recipe: dict, scale: bool) -> list[Fold]:
 def _fold(train, valid, recipe, scale) -> Fold:
     pre = build_preprocessor(recipe, scale)
     target = recipe["target"]
-    X_train = pre.fit_transform(train[recipe["features"]])
-    return Fold(X_train, encode_target(train[target], recipe), pre.transform(valid[recipe["features"]]),
-                encode_target(valid[target], recipe))
+    X_train = as_float32(pre.fit_transform(train[recipe["features"]]))
+    return Fold(X_train, encode_target(train[target], recipe), as_float32(pre.transform(valid[recipe["features"]])),
+                encode_target(valid[target], recipe), pre=pre)
 
 
 def final_training_rows(roles):
@@ -183,14 +225,36 @@ class FrameData:
 
     The interface every family's data goes through (see ``families.spark.SparkData`` for the
     one that never brings the rows into the worker's memory): ``folds`` for the search,
-    ``final`` for the refit, ``rows`` to score validation and test rows.
+    ``final`` for the refit, ``rows`` to score validation and test rows. The frame is held with
+    compact dtypes (``compact``) and the matrices are 32-bit floats.
     """
 
     def __init__(self, df, roles, recipe: dict, scale: bool):
-        self.df, self.roles, self.recipe, self.scale = df, roles, recipe, scale
+        keep = [recipe["target"], *recipe.get("dates", [])]
+        self.df, self.roles, self.recipe, self.scale = compact(df, keep), roles, recipe, scale
 
     def has(self, role: str) -> bool:
         return bool((self.roles == role).any())
+
+    def training_rows(self) -> int:
+        """How many rows a model of the family is fit on (holdout: train; k-fold: all but test)."""
+        return int(final_training_rows(self.roles).sum())
+
+    def sample(self, rows: int, seed: int):
+        """The same data with at most ``rows`` training rows, drawn with ``seed``; validation and
+        test rows stay whole, so the scores compare with the other families'. Holdout only (k-fold
+        folds are validation rows too): None otherwise."""
+        import numpy as np
+
+        train = np.flatnonzero(self.roles == "train")
+        if len(train) == 0:
+            return None
+        roles = self.roles.copy()
+        dropped = np.random.default_rng(seed).choice(len(train), len(train) - min(rows, len(train)), replace=False)
+        roles[train[dropped]] = "unused"
+        sampled = object.__new__(FrameData)
+        sampled.df, sampled.roles, sampled.recipe, sampled.scale = self.df, roles, self.recipe, self.scale
+        return sampled
 
     def folds(self) -> list[Fold]:
         return folds(self.df, self.roles, self.recipe, self.scale)
@@ -199,9 +263,10 @@ class FrameData:
         """(fitted preprocessor, X, y) of the refit's training rows."""
         pre = build_preprocessor(self.recipe, self.scale)
         rows = self.df[final_training_rows(self.roles)]
-        return pre, pre.fit_transform(rows[self.recipe["features"]]), encode_target(rows[self.recipe["target"]],
-                                                                                   self.recipe)
+        return pre, as_float32(pre.fit_transform(rows[self.recipe["features"]])), encode_target(
+            rows[self.recipe["target"]], self.recipe)
 
     def rows(self, role: str, pre):
         rows = self.df[self.roles == role]
-        return pre.transform(rows[self.recipe["features"]]), encode_target(rows[self.recipe["target"]], self.recipe)
+        return as_float32(pre.transform(rows[self.recipe["features"]])), encode_target(rows[self.recipe["target"]],
+                                                                                      self.recipe)

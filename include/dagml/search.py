@@ -25,7 +25,7 @@ from typing import Callable
 
 from dagml import threads
 from dagml.budget import FamilyBudget
-from dagml.errors import FamilyFailed
+from dagml.errors import FamilyFailed, OutOfMemory
 from dagml.families.base import Family
 from dagml.metrics import Metric, best_shrinkage, shrink
 from dagml.prepare import Fold
@@ -34,6 +34,7 @@ from dagml.warm_start import grid_points
 
 log = logging.getLogger("dagml.search")
 logging.getLogger("hyperopt").setLevel(logging.WARNING)  # it logs every TPE step at INFO
+OUT_OF_MEMORY = "out of memory"  # how a reason that is one begins (trials, leaderboard rows)
 
 
 @dataclass
@@ -212,9 +213,12 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
                 return predictions, cut_short, alpha, score, models[0] if len(folds) == 1 and better else None, report
 
             predictions, cut_short, alpha, score, model, report = (
-                call_with_time_limit(evaluate, clock.remaining()) if family.hard_time_limit else evaluate())
+                call_with_time_limit(evaluate, clock.remaining(), family.memory_mb) if family.hard_time_limit
+                else evaluate())
         except Exception as exc:  # one bad point must not end the search
-            error = str(exc) if isinstance(exc, ChildFailed) else f"{type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, (ChildFailed, OutOfMemory)) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, (OutOfMemory, MemoryError)):
+                error = f"{OUT_OF_MEMORY}: {error}"
             log.warning("%s trial %s failed: %s", name, of, error)
             took = time.perf_counter() - started
             if on_trial:
@@ -269,7 +273,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     if trials_path:
         save_trials(trials_path, trials)
     elapsed = time.perf_counter() - started
-    result = _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed)
+    result = _summarise(trials, space, space_eval, AllTrialsFailed, name, elapsed, (n_rows, n_cols))
     result.best_model = state.get("best_model")  # None when the best trial ran before a retry
     result.best_model_seconds = state.get("best_seconds") if result.best_model is not None else None
     result.thread_report = state.get("report")
@@ -302,7 +306,7 @@ def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str
     return out, used, models
 
 
-def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchResult:
+def _summarise(trials, space, space_eval, all_failed, name, elapsed, shape) -> SearchResult:
     rows = []
     for t in trials.trials:
         vals = {k: v[0] for k, v in t["misc"]["vals"].items() if v}
@@ -322,6 +326,11 @@ def _summarise(trials, space, space_eval, all_failed, name, elapsed) -> SearchRe
         best = trials.best_trial
     except all_failed:
         reason = failed[0]["error"] if failed else "no trial ran"
+        memory = [r["error"] for r in failed if (r["error"] or "").startswith(OUT_OF_MEMORY)]
+        if memory:
+            raise OutOfMemory(f"{OUT_OF_MEMORY}: {name} on {shape[0]:,} training rows x {shape[1]} columns: "
+                              f"all {len(rows)} trial(s) failed, {len(memory)} of them out of memory; "
+                              f"first: {memory[0]}") from None
         raise FamilyFailed(f"{name}: all {len(rows)} trial(s) failed; first error: {reason}") from None
     vals = {k: v[0] for k, v in best["misc"]["vals"].items() if v}
     # a best point whose fits a deadline cut short is kept at the size that scored (fewer trees)

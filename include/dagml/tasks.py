@@ -132,7 +132,7 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
                "infinite_as_missing": summary.get("infinite_as_missing", {})}
     stores.results.update_run(keys.dag_id, keys.partition, profile={**summary, "column_changes": changes})
     return {"data_uri": loaded["data_uri"], "load_id": loaded["load_id"], "split_uri": split_uri,
-            "recipe_uri": recipe_uri, "task": task,
+            "recipe_uri": recipe_uri, "task": task, "rows": len(df), "columns": df.shape[1],
             "metric": summary["metric"], "n_classes": len(recipe.get("classes", [])), "column_changes": changes}
 
 
@@ -166,17 +166,37 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
             upload(force=True)
 
 
+# The search's own forked process is the out-of-memory killer's next victim after a trial's (1000)
+SEARCH_OOM_SCORE_ADJ = 500
+
+
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores,
                   shard: shards.Shard | None = None) -> dict:
     """Search one family (or one ``shard`` of its search), refit its best point, score validation and
-    test rows, store the model."""
+    test rows, store the model.
+
+    A family whose trials are forked (``hard_time_limit``) runs its whole search in a forked child
+    too, which holds the rows and the matrices: when memory runs out there, the kernel's killer
+    takes the child (never this process, which holds none of it), and the family's row says out of
+    memory, with its rows and columns, instead of the task vanishing unreported."""
+    from dagml.families import get_family
+    from dagml.time_limit import call_with_time_limit
+
     shard = shard or shards.Shard(family_key)
     try:
         with threads.limit(1):
-            return _search_family(config, family_key, prepared, keys, stores, shard)
+            if not get_family(family_key).hard_time_limit:  # R, Spark: not forked
+                return _search_family(config, family_key, prepared, keys, stores, shard)
+
+            def in_child():
+                stores.results.engine.dispose(close=False)  # the parent's pooled connections stay its own
+                return _search_family(config, family_key, prepared, keys, stores, shard)
+
+            return call_with_time_limit(in_child, None, quiet=False, oom_score_adj=SEARCH_OOM_SCORE_ADJ,
+                                        same_error=True)
     except Exception as exc:
         stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, status="failed",
-                                     error=f"{type(exc).__name__}: {exc}", metric=prepared["metric"],
+                                     error=failure_reason(exc, family_key, prepared), metric=prepared["metric"],
                                      **_shard_columns(config, shard))
         _release_budget(config, shard.label, prepared, keys, stores)
         telemetry.search_ended(config.name, family_key)
@@ -186,6 +206,22 @@ def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: 
 def _shard_columns(config: DatasetConfig, shard: shards.Shard) -> dict:
     """A search's own leaderboard columns: its seed, and for a shard the family it belongs to."""
     return {"seed": shard.seed(config.seed), "shard_of": shard.family if shard.count > 1 else None}
+
+
+def failure_reason(exc: BaseException, family_key: str, prepared: dict) -> str:
+    """A failed family's one-line reason; running out of memory says so, with the family and the
+    partition's rows and columns, unless the search's own message already does."""
+    from dagml.errors import OutOfMemory
+    from dagml.search import OUT_OF_MEMORY
+
+    if not isinstance(exc, (OutOfMemory, MemoryError)):
+        return f"{type(exc).__name__}: {exc}"
+    if str(exc).startswith(OUT_OF_MEMORY):  # the search's own account: the rows and columns it fit on
+        return str(exc)
+    shape = (f" on {prepared['rows']:,} rows x {prepared['columns']} columns of the partition"
+             if "rows" in prepared else "")
+    why = f"the search's process: {exc}" if isinstance(exc, OutOfMemory) else f"MemoryError: {exc}"
+    return f"{OUT_OF_MEMORY}: {family_key}{shape}: {why}"
 
 
 def _training_data(config: DatasetConfig, family, prepared: dict, recipe: dict, stores: Stores):
@@ -254,7 +290,7 @@ def _release_budget(config: DatasetConfig, search_name: str, prepared: dict, key
             log.warning("could not release %s's search budget: %s", search_name, exc)
 
 
-def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
+def _search(config: DatasetConfig, family, folds, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
     """The hyperopt search within the family's (or the shard's) budget, warm-started, its trials kept
     for a retry (a shard's in a file of its own)."""
     from dagml.search import search
@@ -268,7 +304,7 @@ def _search(config: DatasetConfig, family, data, prepared: dict, keys: RunKeys, 
     log.info("searching %s: up to %d evaluations or %s%s", shard.label, max_evals, clock,
              f", seed {seed}" if shard.count > 1 else "")
     with _trials_file(stores, trials_uri) as (trials_path, checkpoint):
-        result = search(family, data.folds(), prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
+        result = search(family, folds, prepared["task"], prepared["n_classes"], get_metric(prepared["metric"]),
                         max_evals, shard.seconds(budget.seconds), seed, trials_path, checkpoint,
                         warm_points=_warm_points(config, family_key, keys, stores), clock=clock, shard=shard,
                         on_trial=lambda seconds, ok: telemetry.trial(config.name, family_key, seconds, ok))
@@ -293,30 +329,100 @@ def _write_valid_predictions(stores: Stores, uri: str, result) -> str | None:
     return stores.artifacts.write_parquet(uri, valid_predictions_frame(result))
 
 
+def _row_caps(config: DatasetConfig, family, entry, data):
+    """(the rows the family's model is fit on, the rows its search fits on): a seeded sample of
+    ``max_rows`` for a family that declares one (SVM, kNN: both), and a seeded sample of what its
+    budget affords (``Family.search_rows``) for the search alone. Logged when they apply."""
+    if not hasattr(data, "sample"):  # Spark frames are never collected here
+        return data, data
+    name, rows = family.key(), data.training_rows()
+    if family.max_rows and rows > family.max_rows:
+        capped = data.sample(family.max_rows, config.seed)
+        if capped is not None:
+            log.info("%s: its row cap is %s: searching and fitting on a seeded sample of %s of the %s training rows",
+                     name, f"{family.max_rows:,}", f"{family.max_rows:,}", f"{rows:,}")
+            data, rows = capped, family.max_rows
+    seconds = entry.budget(config.budget).seconds
+    affordable = family.search_rows_for(seconds)
+    if affordable and rows > affordable:
+        sampled = data.sample(affordable, config.seed)
+        if sampled is not None:
+            log.info("%s: %s training rows would not fit a %g s search: searching on a seeded sample of %s, "
+                     "then fitting the best point on all %s", name, f"{rows:,}", seconds, f"{affordable:,}", f"{rows:,}")
+            return data, sampled
+    return data, data
+
+
+def _fit_best(config: DatasetConfig, family, entry, result, X, y, task: str, n_classes: int, sampled: bool,
+              seed: int):
+    """(model, thread report, seconds, params): the best point fit on the family's training rows.
+    After a search on a sample, the fit is bounded by the family's seconds (a forest or a booster
+    keeps the size it reached, recorded in its params); one that cannot finish, or runs out of
+    memory, leaves the best trial's model (fit on the sample) as the family's. With ``memory_mb``
+    the fit runs forked under that limit, as the trials do."""
+    from dagml.errors import OutOfMemory
+    from dagml.time_limit import TimeLimitExceeded, call_with_time_limit
+
+    started = time.perf_counter()
+
+    def fit():
+        return family.fit(result.best_params, X, y, task, n_classes, seed)
+
+    if not family.hard_time_limit or not (sampled or family.memory_mb):  # threads > 1: forked (dagml.threads)
+        model, report = threads.call(fit, family.threads, fork=family.hard_time_limit)
+        return model, report, time.perf_counter() - started, result.best_params
+
+    def body():
+        with threads.limit(family.threads):
+            return fit(), threads.report()
+
+    seconds = entry.budget(config.budget).seconds if sampled else None
+    try:
+        model, report = call_with_time_limit(body, seconds, family.memory_mb, same_error=True)
+    except (TimeLimitExceeded, OutOfMemory) as exc:
+        if result.best_model is None or not sampled:
+            raise
+        log.warning("%s: fitting the best point on all %s training rows failed (%s): the family's model is its "
+                    "best trial's, fit on the sample", family.key(), f"{len(y):,}", exc)
+        return result.best_model, result.thread_report, result.best_model_seconds, result.best_params
+    params = {**result.best_params, **getattr(model, "cut_short", {})}  # the size a deadline left it at
+    return model, report, time.perf_counter() - started, params
+
+
 def _search_family(config, family_key, prepared, keys, stores, shard: shards.Shard) -> dict:
     from dagml.predictors import manifest, write_archive
 
     task, metric = prepared["task"], get_metric(prepared["metric"])
     family = _family(family_key, task)
-    family.threads = next(f.threads for f in config.families if f.name == family_key)
+    entry = next(f for f in config.families if f.name == family_key)
+    family.threads, family.memory_mb = entry.threads, entry.memory_mb
     recipe = stores.artifacts.read_json(prepared["recipe_uri"])
-    data = _training_data(config, family, prepared, recipe, stores)
-    result = _search(config, family, data, prepared, keys, stores, shard)
+    data, searched = _row_caps(config, family, entry, _training_data(config, family, prepared, recipe, stores))
+    folds = searched.folds()
+    result = _search(config, family, folds, prepared, keys, stores, shard)
     seed = shard.seed(config.seed)
     folder = (prepared["load_id"], family_key, *shard.folder)
     predictions_uri = _write_valid_predictions(stores, stores.load_uri(keys, *folder, "valid_predictions.parquet"),
                                                result)
 
-    pre, X_train, y_train = data.final()
-    thread_report = result.thread_report
-    if result.best_model is not None:  # holdout: the best trial's model was fit on these same rows
-        model, fit_seconds = result.best_model, result.best_model_seconds
-    else:  # with threads > 1 in a forked child, so this process stays at 1 (dagml.threads)
-        started = time.perf_counter()
-        model, thread_report = threads.call(
-            lambda: family.fit(result.best_params, X_train, y_train, task, prepared["n_classes"], seed),
-            family.threads, fork=family.hard_time_limit)
-        fit_seconds = time.perf_counter() - started
+    sampled = searched is not data
+    fit_rows = data.training_rows() if hasattr(data, "training_rows") else None
+    if result.best_model is not None and not sampled:
+        # holdout: the best trial's model was fit on these rows, preprocessed by the fold's preprocessor
+        model, fit_seconds, params = result.best_model, result.best_model_seconds, result.best_params
+        thread_report, pre = result.thread_report, folds[0].pre
+        del folds
+        if pre is None:  # Spark's pipeline carries its own preprocessing
+            pre = data.final()[0]
+    else:
+        sample_pre = folds[0].pre if len(folds) == 1 else None
+        del folds  # their matrices, before the fit on all rows builds its own
+        pre, X_train, y_train = data.final()
+        model, thread_report, fit_seconds, params = _fit_best(config, family, entry, result, X_train, y_train, task,
+                                                              prepared["n_classes"], sampled, seed)
+        del X_train, y_train
+        if model is result.best_model:  # the fit on all rows failed: the sample's model it is
+            pre, fit_rows = sample_pre, searched.training_rows()
     log.info("%s: %d thread(s) configured; native threads used by its fits: %s", family_key, family.threads,
              threads.describe(thread_report))
     if result.shrinkage:
@@ -334,17 +440,19 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
               **({"shard": shard.label, "seed": seed} if shard.count > 1 else {})}
     model_uri = stores.load_uri(keys, *folder, "model.tar")
     sha = write_archive(stores.artifacts, model_uri, manifest(family_key, task, metric.name, recipe,
-                                                              result.best_params, origin, result.shrinkage),
+                                                              params, origin, result.shrinkage),
                         pre, model)
-    row = {"status": "ok", "error": None, "metric": metric.name, "params": result.best_params,
+    row = {"status": "ok", "error": None, "metric": metric.name, "params": params,
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
            "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri,
-           "threads": thread_report, **_shard_columns(config, shard)}
+           "threads": thread_report, "search_rows": searched.training_rows() if hasattr(searched, "training_rows") else None,
+           "fit_rows": fit_rows, **_shard_columns(config, shard)}
     stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, **row)
     telemetry.search_ended(config.name, family_key, result.seconds, val_score)
-    log.info("%s: validation %s %.5f, test %.5f, %s in %.2f s", shard.label, metric.name, val_score, test_score,
-             "the best trial's model, fit" if result.best_model is not None else "refit", fit_seconds)
+    log.info("%s: validation %s %.5f, test %.5f; searched on %s training rows, its model fit on %s (%s) in %.2f s",
+             shard.label, metric.name, val_score, test_score, row["search_rows"], fit_rows,
+             "the best trial's" if model is result.best_model else "fit again", fit_seconds)
     return {"family": shard.label, **{k: row[k] for k in ("val_score", "test_score", "fit_seconds", "model_uri")}}
 
 

@@ -22,6 +22,8 @@ import signal
 import time
 from contextlib import contextmanager
 
+from dagml.errors import OutOfMemory
+
 
 # A fit in a time-limited child may stop itself before the kill (a booster's callback, a forest
 # grown in chunks) and still give a model: it reads ``seconds_left()``. The child's deadline is
@@ -75,22 +77,36 @@ class ChildFailed(RuntimeError):
     """The function raised in the child: the message is its ``Type: message``."""
 
 
-def call_with_time_limit(fn, seconds: float | None):
+# The kernel's out-of-memory killer picks the process with the highest badness (its memory plus
+# this adjustment, -1000..1000): a fit's forked child offers itself first, so the task process
+# (and the worker that runs it) survives to record why.
+TRIAL_OOM_SCORE_ADJ = 1000
+
+
+def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = None, *, quiet: bool = True,
+                         oom_score_adj: int = TRIAL_OOM_SCORE_ADJ, same_error: bool = False):
     """``fn()`` if it returns within ``seconds``; else the child is killed and TimeLimitExceeded raised.
-    An exception in the child is raised again here with its type name and message. ``seconds``
-    None: no limit (a fit that must not run in this process, see ``dagml.threads``)."""
+    An exception in the child is raised again here with its type name and message (``same_error``:
+    the exception itself, when it pickles). ``seconds`` None: no limit (a fit that must not run in
+    this process, see ``dagml.threads``).
+
+    Running out of memory raises ``dagml.errors.OutOfMemory``: the child raised ``MemoryError``
+    (``memory_mb`` caps what it may allocate above this process, RLIMIT_AS), or it was killed by a
+    SIGKILL this process did not send (the out-of-memory killer's signal). ``quiet``: the child's
+    stdout and stderr go to /dev/null (a library's warnings must not interleave with the task log)."""
     if seconds is not None and seconds <= 0:
         raise TimeLimitExceeded("no time left in the budget")
     read_fd, write_fd = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller's code
         global _deadline
         os.close(read_fd)
         _deadline = None if seconds is None else time.monotonic() + SOFT_SHARE * seconds
-        _child(fn, write_fd)
+        _child(fn, write_fd, memory_mb, quiet, oom_score_adj, parent)
     os.close(write_fd)
     deadline = None if seconds is None else time.monotonic() + seconds
-    chunks = []
+    chunks, status = [], 0
     try:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
@@ -103,24 +119,80 @@ def call_with_time_limit(fn, seconds: float | None):
             chunks.append(chunk)
     finally:
         os.close(read_fd)
-        os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
     if not chunks:
-        raise RuntimeError("the trial's process died without a result (killed, or out of memory)")
-    ok, value = pickle.loads(b"".join(chunks))
+        raise _died(status)
+    ok, value, error, out_of_memory = pickle.loads(b"".join(chunks))
     if ok:
         return value
+    if out_of_memory:
+        raise OutOfMemory(value)
+    if same_error and error is not None:
+        try:
+            error = pickle.loads(error)
+        except Exception:  # noqa: BLE001  (a class that does not unpickle here: its message will do)
+            error = None
+        if isinstance(error, BaseException):
+            raise error
     raise ChildFailed(value)
 
 
-def _child(fn, write_fd) -> None:
+def _died(status: int) -> Exception:
+    """Why a child ended without sending a result."""
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+        return OutOfMemory("killed by SIGKILL, the signal of the kernel's out-of-memory killer")
+    if os.WIFSIGNALED(status):
+        return RuntimeError(f"its process died of {signal.Signals(os.WTERMSIG(status)).name} without a result")
+    return RuntimeError(f"its process exited with code {os.waitstatus_to_exitcode(status)} without a result")
+
+
+def _limit_memory(memory_mb: float) -> None:
+    """At most ``memory_mb`` more address space than the child has now (it starts as the parent's)."""
+    import resource
+
+    with open("/proc/self/statm") as statm:
+        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    soft = mapped + int(memory_mb * 2**20)
+    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this child when ``parent`` dies (Linux's PR_SET_PDEATHSIG): a worker killed mid-search
+    must not leave its search running on, writing beside the retry's."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+def _child(fn, write_fd, memory_mb: float | None, quiet: bool, oom_score_adj: int, parent: int) -> None:
     code = 0
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1), os.dup2(devnull, 2)  # a library's warnings must not interleave with the task log
+        _die_with(parent)
         try:
-            payload = (True, fn())
+            with open("/proc/self/oom_score_adj", "w") as adj:
+                adj.write(str(oom_score_adj))
+        except OSError:  # not Linux, or a kernel that refuses: the OOM killer decides alone
+            pass
+        if quiet:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1), os.dup2(devnull, 2)
+        try:
+            if memory_mb:
+                _limit_memory(memory_mb)
+            payload = (True, fn(), None, False)
         except BaseException as exc:  # noqa: BLE001  (reported to the parent, which decides)
-            payload = (False, f"{type(exc).__name__}: {exc}")
+            exc = exc.with_traceback(None)  # let go of the frames (and the arrays) of the failed fit
+            try:
+                error = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001  (an exception that does not pickle crosses as its message)
+                error = None
+            payload = (False, f"{type(exc).__name__}: {exc}", error, isinstance(exc, MemoryError))
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(data)

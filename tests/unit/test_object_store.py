@@ -94,7 +94,7 @@ def _searched_three_trials(name: str, stores):
     return config, keys, prepared
 
 
-def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores, caplog):
+def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores, tmp_path):
     import logging
 
     config, keys, prepared = _searched_three_trials("s3r", s3_stores)
@@ -102,9 +102,18 @@ def test_a_retried_search_resumes_the_trials_kept_in_the_object_store(s3_stores,
     assert s3_stores.artifacts.exists(s3_stores.load_uri(keys, prepared["load_id"], "sklearn:elastic_net", "trials.json"))
 
     bigger = config.model_copy(update={"families": [config.families[0].model_copy(update={"max_evals": 5})]})
-    with caplog.at_level(logging.INFO, logger="dagml.search"):
+    # the search logs from its own forked process: a file handler is what both write to
+    handler, logger = logging.FileHandler(tmp_path / "search.log"), logging.getLogger("dagml.search")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
         tasks.search_family(bigger, "sklearn:elastic_net", prepared, keys, s3_stores)  # the retry
-    assert "resuming 3 saved trials" in caplog.text
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+    assert "resuming 3 saved trials" in (tmp_path / "search.log").read_text()
     assert len(s3_stores.results.trials(keys.dag_id, keys.partition, "sklearn:elastic_net")) == 5
     assert s3_stores.results.leaderboard(keys.dag_id, keys.partition)[0]["n_trials"] == 5
 

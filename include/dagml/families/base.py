@@ -59,7 +59,15 @@ class Family(ABC):
     kind: ClassVar[str]
     tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression"})
     needs_scaling: ClassVar[bool] = False
-    max_rows: ClassVar[int | None] = None  # training rows above this are subsampled (seeded)
+    # A row cap: above this many training rows the family searches and fits on a seeded sample of
+    # so many (SVM, kNN: what their fits and predictions cost grows faster than the rows)
+    max_rows: ClassVar[int | None] = None
+    # Training rows a search of 60 s affords at 1 thread on ~50 mixed columns (a few trials of its
+    # first points; bench/largedata.py): above ``search_rows_for(seconds)`` (in proportion to the
+    # budget) the search runs on a seeded sample of that many and the best point is then fit on all
+    # training rows. None: all rows.
+    search_rows: ClassVar[int | None] = None
+    MIN_SEARCH_ROWS: ClassVar[int] = 5000  # however short the budget
     # The relative cost of one trial (elastic_net 1): a whole-run time budget is split across
     # families in proportion to it. A rough figure, from bench/families.py and bench/boosting_families.py.
     cost: ClassVar[float] = 1.0
@@ -73,6 +81,9 @@ class Family(ABC):
     # OpenMP and BLAS pools to it around each fit); a family passes it to its library's own
     # parameter where it has one (n_jobs, num_threads, nthread, thread_count)
     threads: int = 1
+    # The config's ``memory_mb`` for the family: what a forked trial may allocate above the task
+    # process (dagml.time_limit); None: no limit but the machine's
+    memory_mb: float | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -100,6 +111,11 @@ class Family(ABC):
         validation fold: a family that stops early (boosting) stops on it; others ignore it. The
         final refit passes none, so such a family holds out its own rows or reuses the
         number of rounds the search found."""
+
+    @classmethod
+    def search_rows_for(cls, seconds: float) -> int | None:
+        """The training rows a search of ``seconds`` affords: ``search_rows`` per 60 s."""
+        return None if not cls.search_rows else max(cls.MIN_SEARCH_ROWS, int(cls.search_rows * seconds / 60))
 
     def capped(self, X, y, seed: int):
         """At most ``max_rows`` training rows, drawn with the run's seed (for SVMs and the like)."""

@@ -116,6 +116,7 @@ class ElasticNet(SklearnFamily):
     name = "elastic_net"
     needs_scaling = True
     cost = 1.0
+    search_rows = 100_000
 
     def space(self, task, n_rows, n_cols):
         hp, _ = _hp()
@@ -178,18 +179,21 @@ class _Forest(SklearnFamily):
 class RandomForest(_Forest):
     name = "random_forest"
     cost = 3.0
+    search_rows = 25_000
     sklearn_prefix = "RandomForest"
 
 
 class ExtraTrees(_Forest):
     name = "extra_trees"
     cost = 2.0
+    search_rows = 50_000
     sklearn_prefix = "ExtraTrees"
 
 
 class HistGradientBoosting(SklearnFamily):
     name = "hist_gradient_boosting"
     cost = 2.0
+    search_rows = 100_000
     grown = ("max_iter", 25)
 
     def space(self, task, n_rows, n_cols):
@@ -260,7 +264,7 @@ class SVM(SklearnFamily):
 class KNearestNeighbours(SklearnFamily):
     name = "knn"
     needs_scaling = True
-    max_rows = 50_000
+    max_rows = 20_000  # each validation and test row is compared with every training row
     cost = 0.5
 
     def space(self, task, n_rows, n_cols):

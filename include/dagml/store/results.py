@@ -71,6 +71,9 @@ leaderboard = sa.Table(
     sa.Column("shard_of", sa.String(100)),
     sa.Column("seed", sa.BigInteger),  # the search's seed (a shard's own)
     sa.Column("shards", sa.JSON),
+    # training rows of each search trial, and of the family's model (a row cap or a sampled search)
+    sa.Column("search_rows", sa.Integer),
+    sa.Column("fit_rows", sa.Integer),
 )
 
 trials = sa.Table(
