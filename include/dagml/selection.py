@@ -29,7 +29,7 @@ def choose(rows: list[dict], metric: Metric) -> dict | None:
 
 # what a sharded family's row takes from its best shard
 _FROM_BEST_SHARD = ("status", "error", "metric", "params", "val_score", "test_score", "fit_seconds", "model_uri",
-                    "model_sha256", "predictions_uri", "threads", "seed")
+                    "model_sha256", "predictions_uri", "threads", "seed", "search_rows", "fit_rows")
 _SUMMED = ("n_trials", "n_failed_trials", "search_seconds")
 NO_RESULT = ("the search task ended without a result: its process or worker was killed or lost (Airflow's "
              "task log says 'Likely out of memory' when the kernel killed it); see its log")
