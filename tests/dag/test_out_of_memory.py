@@ -3,20 +3,18 @@ its leaderboard row fails saying so, naming the family, its rows and columns, an
 among the other families."""
 
 import re
-from pathlib import Path
 
 import pytest
 
 from dagml import settings
 from dagml.store.results import ResultsStore
+from tests.dag.dagfile import dag_of
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.dag
 
 
 def test_a_family_over_its_memory_limit_fails_as_out_of_memory_and_the_run_chooses_among_the_others(
         airflow_db, tmp_path, monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
     from sklearn.datasets import make_classification
 
     import pandas as pd
@@ -24,19 +22,14 @@ def test_a_family_over_its_memory_limit_fails_as_out_of_memory_and_the_run_choos
     X, y = make_classification(40_000, 20, n_informative=10, flip_y=0.2, random_state=0)
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(label=y)
     frame.to_parquet(tmp_path / "wide.parquet")
-    configs = tmp_path / "configs"
-    configs.mkdir()
     # 1 MB above the search's process: the address-space limit of each forked trial (RLIMIT_AS). The
     # trees of a forest of these noisy labels grow to about a leaf per few rows; 100 of them (its
     # first point) take well over the ~60 MB a child still finds free in what it shares at the fork
-    (configs / "tight.yaml").write_text(
-        f"source: {{uri: '{tmp_path}/wide.parquet'}}\ntarget: label\ntask: binary\nmetric: roc_auc\n"
-        "families: [elastic_net, {name: extra_trees, memory_mb: 1}]\n"
-        "budget: {max_evals: 2, seconds: 60}\nensemble: false\nretries: 0\n")
-    monkeypatch.setenv("DAGML_CONFIGS", str(configs))
-    bag = DagBag(dag_folder=str(REPO / "dags" / "automl.py"))
-    assert bag.import_errors == {}
-    run = bag.dags["automl__tight"].test(run_conf={"partition": "2026-03-01"})
+    dag = dag_of(tmp_path, monkeypatch, "tight",
+                 f"source: {{uri: '{tmp_path}/wide.parquet'}}\ntarget: label\ntask: binary\nmetric: roc_auc\n"
+                 "families: [elastic_net, {name: extra_trees, memory_mb: 1}]\n"
+                 "budget: {max_evals: 2, seconds: 60}\nensemble: false\nretries: 0\n")
+    run = dag.test(run_conf={"partition": "2026-03-01"})
     assert run.state == "success"
 
     results = ResultsStore(settings.results_url())
