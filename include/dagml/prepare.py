@@ -17,8 +17,10 @@ from dagml.metrics import CLASSIFICATION
 log = logging.getLogger("dagml.prepare")
 
 
-def make_split(y, task: str, test_size: float, validation: str, valid_size: float, folds: int, seed: int):
-    """Seeded, stratified for classification. Returns an array of role strings, one per row."""
+def make_split(y, task: str, test_size: float, validation: str, valid_size: float, folds: int, seed: int,
+               valid_max_rows: int | None = None):
+    """Seeded, stratified for classification. Returns an array of role strings, one per row. A holdout
+    takes ``valid_size`` of the non-test rows for validation, at most ``valid_max_rows``; the rest train."""
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
@@ -31,7 +33,8 @@ def make_split(y, task: str, test_size: float, validation: str, valid_size: floa
     roles[test] = "test"
     rest_labels = y.iloc[rest].astype(str).to_numpy() if labels is not None else None
     if validation == "holdout":
-        train, valid = train_test_split(rest, test_size=valid_size, random_state=seed, stratify=rest_labels)
+        size = valid_size if not valid_max_rows or len(rest) * valid_size <= valid_max_rows else valid_max_rows
+        train, valid = train_test_split(rest, test_size=size, random_state=seed, stratify=rest_labels)
         roles[train], roles[valid] = "train", "valid"
     else:
         splitter = StratifiedKFold if labels is not None else KFold

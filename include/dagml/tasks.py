@@ -118,7 +118,7 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
     task, split = summary["task"], config.split
     validation = split.resolved(int(df[config.target].notna().sum()))
     roles = make_split(df[config.target], task, split.test_size, validation, split.valid_size,
-                       split.folds, config.seed)
+                       split.folds, config.seed, split.valid_max_rows)
     recipe = make_recipe(df, config.target, task, config.drop_columns, config.preprocessing.onehot_max_categories)
     split_uri = stores.artifacts.write_parquet(stores.load_uri(keys, loaded["load_id"], "split.parquet"),
                                                pd.DataFrame({"role": roles}))

@@ -191,3 +191,29 @@ def test_memory_mb_is_refused_where_fits_run_in_the_task_process():
     with pytest.raises(ValidationError, match="memory_mb: r:glmnet's fits run in the task process"):
         _config("x.csv", [{"name": "r:glmnet", "memory_mb": 100}])
     assert _config("x.csv", [{"name": "extra_trees", "memory_mb": 100}]).families[0].memory_mb == 100
+
+
+def test_a_holdout_keeps_at_most_valid_max_rows_for_validation_and_trains_on_the_rest(tmp_path, stores):
+    """Every trial of every family predicts the validation rows: on a large partition they are capped
+    (split.valid_max_rows), and the rows over the cap train."""
+    from dagml.config import Split
+    from dagml.prepare import make_split
+
+    y = pd.Series(np.random.default_rng(0).integers(0, 2, 100_000))
+    counts = pd.Series(make_split(y, "binary", 0.2, "holdout", 0.2, 5, 42, Split().valid_max_rows)).value_counts()
+    assert (counts["test"], counts["valid"], counts["train"]) == (20_000, 16_000, 64_000)  # 16,000 < the cap
+    capped = make_split(y, "binary", 0.2, "holdout", 0.2, 5, 42, 5_000)
+    counts = pd.Series(capped).value_counts()
+    assert (counts["test"], counts["valid"], counts["train"]) == (20_000, 5_000, 75_000)
+    assert abs(y[capped == "valid"].mean() - y.mean()) < 0.01  # still stratified
+
+    # the prepare task applies the config's cap
+    _frame(5_000).to_parquet(tmp_path / "rows.parquet")
+    config = DatasetConfig.model_validate({
+        "name": "capped", "source": {"uri": str(tmp_path / "rows.parquet")}, "target": "y", "task": "binary",
+        "split": {"validation": "holdout", "valid_max_rows": 300}})
+    keys = tasks.RunKeys(config.dag_id, "2026-01-01", "r1")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].value_counts()
+    assert (roles["test"], roles["valid"], roles["train"]) == (1_000, 300, 3_700)
