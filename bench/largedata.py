@@ -205,9 +205,10 @@ def write(runs: dict[int, list[dict]], seconds: float, where: str) -> None:
         where,
         "Each stage is its task body (`dagml.tasks`) in a fresh process, one at a time, on one core; the embedded "
         "default's stores (local folder, SQLite). Peak: the largest sum of PSS over the stage's process and its "
-        "children (the search's forked process and its trials), sampled every 0.5 s. Seeded synthetic data "
+        "children (its forked trials and fits), sampled every 0.5 s. Seeded synthetic data "
         "(`bench/largedata_data.py`): 30 float, 5 integer, 10 low- and 5 high-cardinality text columns, 5% missing, "
-        "a binary target; holdout validation (0.64 / 0.16 / 0.2 of the rows).",
+        "a binary target; holdout validation: test 0.2 of the rows, validation 0.2 of the rest up to "
+        "`split.valid_max_rows` (50,000), the rest trains.",
         *[table(n, seconds, r) for n, r in runs.items()],
         "Per stage and size (peak PSS, seconds), and the largest size whose peak stayed under 4 GiB:",
         largest_fitting(runs),

@@ -166,34 +166,15 @@ def _trials_file(stores: Stores, uri: str, every_seconds: float = 5.0):
             upload(force=True)
 
 
-# The search's own forked process is the out-of-memory killer's next victim after a trial's (1000)
-SEARCH_OOM_SCORE_ADJ = 500
-
-
 def search_family(config: DatasetConfig, family_key: str, prepared: dict, keys: RunKeys, stores: Stores,
                   shard: shards.Shard | None = None) -> dict:
     """Search one family (or one ``shard`` of its search), refit its best point, score validation and
-    test rows, store the model.
-
-    A family whose trials are forked (``hard_time_limit``) runs its whole search in a forked child
-    too, which holds the rows and the matrices: when memory runs out there, the kernel's killer
-    takes the child (never this process, which holds none of it), and the family's row says out of
-    memory, with its rows and columns, instead of the task vanishing unreported."""
-    from dagml.families import get_family
-    from dagml.time_limit import call_with_time_limit
-
+    test rows, store the model. Its trials and fits run in forked children (``hard_time_limit``): one
+    that runs out of memory fails as such, and the family's row says out of memory when all did."""
     shard = shard or shards.Shard(family_key)
     try:
         with threads.limit(1):
-            if not get_family(family_key).hard_time_limit:  # R, Spark: not forked
-                return _search_family(config, family_key, prepared, keys, stores, shard)
-
-            def in_child():
-                stores.results.engine.dispose(close=False)  # the parent's pooled connections stay its own
-                return _search_family(config, family_key, prepared, keys, stores, shard)
-
-            return call_with_time_limit(in_child, None, quiet=False, oom_score_adj=SEARCH_OOM_SCORE_ADJ,
-                                        same_error=True)
+            return _search_family(config, family_key, prepared, keys, stores, shard)
     except Exception as exc:
         stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, status="failed",
                                      error=failure_reason(exc, family_key, prepared), metric=prepared["metric"],
@@ -220,7 +201,7 @@ def failure_reason(exc: BaseException, family_key: str, prepared: dict) -> str:
         return str(exc)
     shape = (f" on {prepared['rows']:,} rows x {prepared['columns']} columns of the partition"
              if "rows" in prepared else "")
-    why = f"the search's process: {exc}" if isinstance(exc, OutOfMemory) else f"MemoryError: {exc}"
+    why = f"{exc}" if isinstance(exc, OutOfMemory) else f"MemoryError: {exc}"
     return f"{OUT_OF_MEMORY}: {family_key}{shape}: {why}"
 
 

@@ -83,8 +83,7 @@ class ChildFailed(RuntimeError):
 TRIAL_OOM_SCORE_ADJ = 1000
 
 
-def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = None, *, quiet: bool = True,
-                         oom_score_adj: int = TRIAL_OOM_SCORE_ADJ, same_error: bool = False):
+def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = None, *, same_error: bool = False):
     """``fn()`` if it returns within ``seconds``; else the child is killed and TimeLimitExceeded raised.
     An exception in the child is raised again here with its type name and message (``same_error``:
     the exception itself, when it pickles). ``seconds`` None: no limit (a fit that must not run in
@@ -92,8 +91,8 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
 
     Running out of memory raises ``dagml.errors.OutOfMemory``: the child raised ``MemoryError``
     (``memory_mb`` caps what it may allocate above this process, RLIMIT_AS), or it was killed by a
-    SIGKILL this process did not send (the out-of-memory killer's signal). ``quiet``: the child's
-    stdout and stderr go to /dev/null (a library's warnings must not interleave with the task log)."""
+    SIGKILL this process did not send (the out-of-memory killer's signal). The child's stdout and
+    stderr go to /dev/null (a library's warnings must not interleave with the task log)."""
     if seconds is not None and seconds <= 0:
         raise TimeLimitExceeded("no time left in the budget")
     read_fd, write_fd = os.pipe()
@@ -103,7 +102,7 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
         global _deadline
         os.close(read_fd)
         _deadline = None if seconds is None else time.monotonic() + SOFT_SHARE * seconds
-        _child(fn, write_fd, memory_mb, quiet, oom_score_adj, parent)
+        _child(fn, write_fd, memory_mb, parent)
     os.close(write_fd)
     deadline = None if seconds is None else time.monotonic() + seconds
     chunks, status = [], 0
@@ -170,18 +169,17 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _child(fn, write_fd, memory_mb: float | None, quiet: bool, oom_score_adj: int, parent: int) -> None:
+def _child(fn, write_fd, memory_mb: float | None, parent: int) -> None:
     code = 0
     try:
         _die_with(parent)
         try:
             with open("/proc/self/oom_score_adj", "w") as adj:
-                adj.write(str(oom_score_adj))
+                adj.write(str(TRIAL_OOM_SCORE_ADJ))
         except OSError:  # not Linux, or a kernel that refuses: the OOM killer decides alone
             pass
-        if quiet:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1), os.dup2(devnull, 2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1), os.dup2(devnull, 2)
         try:
             if memory_mb:
                 _limit_memory(memory_mb)
