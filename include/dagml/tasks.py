@@ -314,8 +314,6 @@ def _row_caps(config: DatasetConfig, family, entry, data):
     """(the rows the family's model is fit on, the rows its search fits on): a seeded sample of
     ``max_rows`` for a family that declares one (SVM, kNN: both), and a seeded sample of what its
     budget affords (``Family.search_rows``) for the search alone. Logged when they apply."""
-    if not hasattr(data, "sample"):  # Spark frames are never collected here
-        return data, data
     name, rows = family.key(), data.training_rows()
     if family.max_rows and rows > family.max_rows:
         capped = data.sample(family.max_rows, config.seed)
@@ -387,7 +385,7 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
                                                result)
 
     sampled = searched is not data
-    fit_rows = data.training_rows() if hasattr(data, "training_rows") else None
+    fit_rows = data.training_rows()
     if result.best_model is not None and not sampled:
         # holdout: the best trial's model was fit on these rows, preprocessed by the fold's preprocessor
         model, fit_seconds, params = result.best_model, result.best_model_seconds, result.best_params
@@ -427,7 +425,7 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
            "val_score": val_score, "test_score": test_score, "fit_seconds": fit_seconds,
            "search_seconds": result.seconds, "n_trials": result.n_trials, "n_failed_trials": result.n_failed,
            "model_uri": model_uri, "model_sha256": sha, "predictions_uri": predictions_uri,
-           "threads": thread_report, "search_rows": searched.training_rows() if hasattr(searched, "training_rows") else None,
+           "threads": thread_report, "search_rows": searched.training_rows(),
            "fit_rows": fit_rows, **_shard_columns(config, shard)}
     stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, **row)
     telemetry.search_ended(config.name, family_key, result.seconds, val_score)

@@ -34,6 +34,10 @@ def test_a_partition_above_the_threshold_trains_without_pandas(tmp_path, stores,
 
     rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
     assert rows["spark:linear"]["status"] == "ok" and rows["spark:linear"]["n_trials"] == 2
+    # Spark counts its training rows itself, and both families fit on the same ones
+    train_rows = int((stores.artifacts.read_parquet(prepared["split_uri"])["role"] == "train").sum())
+    assert rows["spark:linear"]["fit_rows"] == rows["spark:linear"]["search_rows"] == train_rows
+    assert rows["sklearn:dummy"]["fit_rows"] == train_rows
     assert summary["test_score"] > rows["sklearn:dummy"]["test_score"] + 0.2
     # the stored pipeline scores raw pandas rows later, like any other champion, and
     # reproduces the test score the direct path recorded

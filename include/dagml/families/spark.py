@@ -183,6 +183,16 @@ class SparkData:
     def has(self, role: str) -> bool:
         return self.counts.get(role, 0) > 0
 
+    def training_rows(self) -> int:
+        """How many rows a model is fit on (holdout: train; k-fold: all but test), counted by Spark."""
+        if self.has("train"):
+            return self.counts["train"]
+        return sum(n for role, n in self.counts.items() if role not in ("test", "dropped"))
+
+    def sample(self, rows: int, seed: int) -> None:
+        """Never: Spark reads the whole partition on its own executors, so no row cap applies."""
+        return None
+
     def _rows(self, condition, n) -> SparkRows:
         return SparkRows(self.df.where(condition), n, self.recipe, self.scale)
 
