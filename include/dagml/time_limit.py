@@ -136,12 +136,17 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
     raise ChildFailed(value)
 
 
+_EXIT_OUT_OF_MEMORY = 3  # a child that ran out of memory after its fit, while reporting
+
+
 def _died(status: int) -> Exception:
     """Why a child ended without sending a result."""
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
         return OutOfMemory("killed by SIGKILL, the signal of the kernel's out-of-memory killer")
     if os.WIFSIGNALED(status):
         return RuntimeError(f"its process died of {signal.Signals(os.WTERMSIG(status)).name} without a result")
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _EXIT_OUT_OF_MEMORY:
+        return OutOfMemory("MemoryError while sending its result to the task process")
     return RuntimeError(f"its process exited with code {os.waitstatus_to_exitcode(status)} without a result")
 
 
@@ -194,6 +199,8 @@ def _child(fn, write_fd, memory_mb: float | None, parent: int) -> None:
         data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(data)
+    except MemoryError:  # the result itself did not fit (pickling copies it) under memory_mb
+        code = _EXIT_OUT_OF_MEMORY
     except BaseException:  # noqa: BLE001
         code = 1
     finally:

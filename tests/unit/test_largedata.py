@@ -46,6 +46,11 @@ def _own_oom_score_adj():
         return int(f.read())
 
 
+class _ResultTooLargeToSend:
+    def __reduce__(self):  # pickling it (to send it to the parent) allocates more than memory_mb allows
+        return (bytes, (np.ones(2**30).tobytes(),))
+
+
 def test_a_fit_out_of_memory_in_its_forked_child_is_seen_by_the_parent_as_out_of_memory():
     def exhaust():
         raise MemoryError("Unable to allocate 8 GiB")
@@ -56,6 +61,9 @@ def test_a_fit_out_of_memory_in_its_forked_child_is_seen_by_the_parent_as_out_of
     with pytest.raises(OutOfMemory, match=r"MemoryError: Unable to allocate 763\. MiB"):
         call_with_time_limit(lambda: float(np.ones(100_000_000).sum()), 30, memory_mb=50)
     assert call_with_time_limit(lambda: float(np.ones(1_000_000).sum()), 30, memory_mb=50) == 1_000_000
+    # a result whose pickled copy does not fit: out of memory too, not "exited with code 1"
+    with pytest.raises(OutOfMemory, match="MemoryError while sending its result"):
+        call_with_time_limit(_ResultTooLargeToSend, 30, memory_mb=50)
     # the kernel's out-of-memory killer sends SIGKILL; the child offers itself as its first victim
     assert call_with_time_limit(_own_oom_score_adj, 30) == TRIAL_OOM_SCORE_ADJ
     with pytest.raises(OutOfMemory, match="killed by SIGKILL, the signal of the kernel's out-of-memory killer"):
