@@ -47,9 +47,13 @@ class StatsdListener:
     def counter(self, name: str) -> float:
         return sum(v for v, kind in self.values().get(name, []) if kind == "c")
 
+    def gauges(self, name: str) -> list[float]:
+        """Every value the gauge was set to, in order."""
+        return [v for v, kind in self.values().get(name, []) if kind == "g"]
+
     def gauge(self, name: str) -> float | None:
-        gauges = [v for v, kind in self.values().get(name, []) if kind == "g"]
-        return gauges[-1] if gauges else None
+        """The gauge's last value."""
+        return (self.gauges(name) or [None])[-1]
 
     def timings(self, name: str) -> list[float]:
         """Milliseconds, as StatsD timers carry them."""

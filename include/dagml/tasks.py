@@ -428,7 +428,7 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
            "threads": thread_report, "search_rows": searched.training_rows(),
            "fit_rows": fit_rows, **_shard_columns(config, shard)}
     stores.results.record_family(keys.dag_id, keys.partition, shard.label, keys.run_id, **row)
-    telemetry.search_ended(config.name, family_key, result.seconds, val_score)
+    telemetry.search_ended(config.name, family_key, result.seconds, val_score if shard.count == 1 else None)
     log.info("%s: validation %s %.5f, test %.5f; searched on %s training rows, its model fit on %s (%s) in %.2f s",
              shard.label, metric.name, val_score, test_score, row["search_rows"], fit_rows,
              "the best trial's" if model is result.best_model else "fit again", fit_seconds)
@@ -515,6 +515,8 @@ def _merge_shards(config: DatasetConfig, metric, keys: RunKeys, stores: Stores) 
         row = merge_shards([s.label for s in shards.of(entry)], [r for r in rows if r["shard_of"] == entry.name],
                            metric)
         stores.results.record_family(keys.dag_id, keys.partition, entry.name, keys.run_id, **row)
+        if row.get("val_score") is not None:
+            telemetry.best_score(config.name, entry.name, row["val_score"])
         best = next((s for s in row["shards"] if s["best"]), None)
         log.info("%s: %d shards, %s", entry.name, entry.shards,
                  f"the best is {best['shard']} (seed {best['seed']})" if best else "every one failed")

@@ -98,16 +98,23 @@ def trial(dataset: str, family: str, seconds: float, ok: bool) -> None:
 
 
 def search_ended(dataset: str, family: str, seconds: float | None = None, val_score: float | None = None) -> None:
-    """A family's search stored its model (``val_score`` given) or failed (None)."""
+    """A family's search (or one shard of it) stored its model in ``seconds``, or failed (None). A
+    shard gives no ``val_score``: its family's is sent by ``best_score`` when select merges the shards."""
     if not enabled():
         return
-    if val_score is None:
+    if seconds is None:
         _send("incr", name(COUNTERS["searches_failed"], dataset, family))
         return
     _send("incr", name(COUNTERS["searches_done"], dataset, family))
-    _send("gauge", name(GAUGES["best_val_score"], dataset, family), float(val_score))
-    if seconds is not None:
-        _send("timing", name(TIMERS["search_seconds"], dataset, family), timedelta(seconds=seconds))
+    _send("timing", name(TIMERS["search_seconds"], dataset, family), timedelta(seconds=seconds))
+    if val_score is not None:
+        best_score(dataset, family, val_score)
+
+
+def best_score(dataset: str, family: str, val_score: float) -> None:
+    """The family's leaderboard row's validation score (a gauge)."""
+    if enabled():
+        _send("gauge", name(GAUGES["best_val_score"], dataset, family), float(val_score))
 
 
 def promotion(dataset: str, promoted: bool, champion_score: float | None) -> None:

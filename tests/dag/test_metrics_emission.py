@@ -22,7 +22,8 @@ pytestmark = pytest.mark.dag
 DATASET = "metrics_iris"
 DAG_ID = f"automl__{DATASET}"
 # a knn whose first point cannot fit (more neighbours than rows): a trial that fails in the
-# forked child, to be counted where its result comes back
+# forked child, to be counted where its result comes back; knn searched as 2 shards, whose
+# merged row's score is the family's gauge
 DAG_FILE = textwrap.dedent("""
     \"\"\"Airflow DAGs of the configs beside this file (Airflow's safe mode reads files that say so).\"\"\"
     from pathlib import Path
@@ -43,7 +44,7 @@ DAG_FILE = textwrap.dedent("""
 CONFIG = textwrap.dedent("""
     source: {uri: "sklearn://iris"}
     target: target
-    families: [knn, failing_first_knn]
+    families: [{name: knn, shards: 2}, failing_first_knn]
     budget: {max_evals: 4, seconds: 600}
     ensemble: false
     retries: 0
@@ -80,6 +81,7 @@ def test_a_run_sends_dagml_metrics_to_statsd(airflow_db, tmp_path):
     rows = {r["family"]: r for r in results.leaderboard(DAG_ID, partition)}
     assert set(rows) == {"sklearn:knn", "sklearn:failing_first_knn", "sklearn:dummy"}
     assert rows["sklearn:failing_first_knn"]["n_failed_trials"] >= 1  # the run did have a failed trial
+    searches = {family: 2 if family == "sklearn:knn" else 1 for family in rows}
     for family, row in rows.items():
         assert row["status"] == "ok", row
         # as many trials counted as the leaderboard recorded, failed ones too, each with its seconds
@@ -87,10 +89,12 @@ def test_a_run_sends_dagml_metrics_to_statsd(airflow_db, tmp_path):
         assert listener.counter(_name(telemetry.COUNTERS["trials_failed"], family=family)) == row["n_failed_trials"]
         trial_ms = listener.timings(_name(telemetry.TIMERS["trial_seconds"], family=family))
         assert len(trial_ms) == row["n_trials"] and all(0 < ms < 1000 * row["search_seconds"] for ms in trial_ms)
-        assert listener.counter(_name(telemetry.COUNTERS["searches_done"], family=family)) == 1
-        assert listener.gauge(_name(telemetry.GAUGES["best_val_score"], family=family)) == row["val_score"]
-        [search_ms] = listener.timings(_name(telemetry.TIMERS["search_seconds"], family=family))
-        assert search_ms == pytest.approx(1000 * row["search_seconds"], rel=1e-4)
+        assert listener.counter(_name(telemetry.COUNTERS["searches_done"], family=family)) == searches[family]
+        # one gauge per family: the merged row's score, not each shard's
+        assert listener.gauges(_name(telemetry.GAUGES["best_val_score"], family=family)) == [row["val_score"]]
+        search_ms = listener.timings(_name(telemetry.TIMERS["search_seconds"], family=family))
+        assert len(search_ms) == searches[family]
+        assert sum(search_ms) == pytest.approx(1000 * row["search_seconds"], rel=1e-4)
     assert listener.counter("airflow.dagml.trials_done.metrics_iris.sklearn.knn") == rows["sklearn:knn"]["n_trials"]
 
     champion = results.champion(DAG_ID)
@@ -98,6 +102,6 @@ def test_a_run_sends_dagml_metrics_to_statsd(airflow_db, tmp_path):
     assert listener.counter(_name(telemetry.COUNTERS["promotions"])) == 1  # the dataset's first champion
     for stage in ("load", "profile", "prepare", "select", "promote", "report"):
         assert len(listener.timings(_name(telemetry.TIMERS["stage_seconds"], stage=stage))) == 1, stage
-    assert len(listener.timings(_name(telemetry.TIMERS["stage_seconds"], stage="search"))) == len(rows)
+    assert len(listener.timings(_name(telemetry.TIMERS["stage_seconds"], stage="search"))) == sum(searches.values())
     # Airflow's own task metrics travel the same way (the dashboard reads some of them)
     assert listener.counter(f"airflow.ti.finish.{DAG_ID}.promote.success") == 1

@@ -57,6 +57,8 @@ def test_metrics_on_reach_statsd_with_their_values(statsd):
     telemetry.trial("churn", "sklearn:knn", 0.5, ok=False)
     telemetry.search_ended("churn", "sklearn:knn", seconds=2.0, val_score=0.875)
     telemetry.search_ended("churn", "r:glmnet")
+    telemetry.search_ended("churn", "sklearn:svm", seconds=1.0)  # a shard: the merged row's score follows
+    telemetry.best_score("churn", "sklearn:svm", 0.75)
     telemetry.promotion("churn", promoted=True, champion_score=0.9)
     with telemetry.stage("churn", "search_family"):
         pass
@@ -68,6 +70,8 @@ def test_metrics_on_reach_statsd_with_their_values(statsd):
     assert listener.gauge("airflow.dagml.best_val_score.churn.sklearn.knn") == 0.875
     assert listener.timings("airflow.dagml.search_seconds.churn.sklearn.knn") == [2000.0]
     assert listener.counter("airflow.dagml.searches_failed.churn.r.glmnet") == 1
+    assert listener.counter("airflow.dagml.searches_done.churn.sklearn.svm") == 1
+    assert listener.gauges("airflow.dagml.best_val_score.churn.sklearn.svm") == [0.75]
     assert listener.counter("airflow.dagml.promotions.churn") == 1
     assert listener.gauge("airflow.dagml.champion_score.churn") == 0.9
     assert len(listener.timings("airflow.dagml.stage_seconds.churn.search")) == 1
