@@ -154,7 +154,7 @@ def history(
 ):
     """One line per partition: its run, winner, scores, whether it was promoted and why, and the
     champion once it had decided."""
-    from dagml.report import stored_model
+    from dagml.report import registered, stored_model
     from dagml.store.history import partition_history
 
     config = _dataset(dataset, configs)
@@ -166,8 +166,9 @@ def history(
         err.print(f"no runs recorded for {config.dag_id}")
         raise typer.Exit(1)
     table = Table(title=f"{config.dag_id} · {len(lines)} partition(s)")
+    registry = config.registry is not None or any(h["registry_version"] or h["registry_error"] for h in lines)
     for col in ("partition", "run id", "state", "winner", "validation", "test", "promoted", "why / error",
-                "stored model", "champion"):
+                "stored model", "champion", *(["registry"] if registry else [])):
         table.add_column(col, overflow="fold")
     for h in lines:
         fmt = (lambda v: f"{v:.5f}" if v is not None else "")
@@ -175,6 +176,7 @@ def history(
                       fmt(h["test_score"]), {True: "yes", False: "no"}.get(h["promoted"], ""),
                       h["error"] or h["promotion_reason"] or "", stored_model(h["refit_rows"], h["refit_error"]),
                       f"{h['champion_family']} ({h['champion_partition']})" if h["champion_family"] else "",
+                      *([registered(h["registry_version"], h["registry_error"])] if registry else []),
                       style="red" if h["state"] == "failed" else None)
     out.print(table)
     metric = next((h["metric"] for h in lines if h["metric"]), None)

@@ -65,6 +65,13 @@ def stored_model(refit_rows, refit_error) -> str:
     return ""
 
 
+def registered(version, error) -> str:
+    """What the model registry holds of a run's winner (empty without a registry)."""
+    if error:
+        return f"not registered ({error})"
+    return f"version {version}" if version else ""
+
+
 def _refit_note(promotion: dict) -> str:
     if not promotion.get("promoted"):
         return ""

@@ -53,9 +53,13 @@ class Stores:
 
 
 def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str, partition: str | None = None) -> None:
-    """The run's recorded error: its first failing task and that task's one-line reason."""
+    """The run's recorded error: its first failing task and that task's one-line reason. ``register``
+    runs after the run's report: its failure is the registration's, and the run's outcome stands."""
     try:
-        if Stores.from_settings().results.fail_run(dag_id, run_id, task_id, f"{task_id}: {reason}", partition):
+        if task_id == "register":
+            Stores.from_settings().results.record_registration(dag_id, run_id, None, f"{task_id}: {reason}")
+            log.info("run %s: its winner was not registered: %s", run_id, reason)
+        elif Stores.from_settings().results.fail_run(dag_id, run_id, task_id, f"{task_id}: {reason}", partition):
             log.info("run %s failed at %s: %s", run_id, task_id, reason)
     except Exception as exc:  # a failure callback must not raise; say why the record is missing
         log.error("cannot record the failure of %s %s in the results DB: %s", dag_id, run_id, exc)
@@ -772,5 +776,6 @@ def register(config: DatasetConfig, promotion: dict, keys: RunKeys, stores: Stor
     from dagml import model_registry
 
     done = model_registry.register(config, keys, stores, config.registry.conn_id)
+    stores.results.record_registration(keys.dag_id, keys.run_id, str(done["version"]))
     log.info("registry: %s (this run's champion decision: %s)", done, promotion["reason"])
     return done

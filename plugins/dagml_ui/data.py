@@ -137,6 +137,7 @@ def run(dag_id: str, run_id: str) -> dict:
         "promoted": row["promoted"], "promotion_reason": row["promotion_reason"],
         "champion_family": row["champion_family"], "failed_task": row["failed_task"], "error": row["error"],
         "failure": failure_line(row), "trigger": row.get("trigger"), "has_report": bool(row["report_uri"]),
+        "registry_version": row.get("registry_version"), "registry_error": row.get("registry_error"),
         "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
         "leaderboard": leaderboard.entries(board, row["metric"], row["selected_family"]),
         "best_so_far": _best_so_far(trial_rows, metric.better) if metric else {},

@@ -204,6 +204,11 @@ def run(request: Request, r: dict, progress: dict | None) -> str:
         parts.append(f"<h2>Leaderboard ({escape(str(r['metric']))})</h2>{_leaderboard(r['leaderboard'])}")
     if r["promotion_reason"]:
         parts.append(f"<p>Promotion: {escape(r['promotion_reason'])}</p>")
+    if r.get("registry_version") or r.get("registry_error"):
+        from dagml.report import registered
+
+        parts.append(f"<p id='registry' class='{'failed' if r['registry_error'] else ''}'>Model registry: "
+                     f"{escape(registered(r['registry_version'], r['registry_error']))}</p>")
     plots = _run_plots(r)
     parts.append(plots)
     return _page(request, f"dagml · {dag_id} · {r['run_id']}", "".join(parts),

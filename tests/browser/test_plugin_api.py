@@ -161,3 +161,22 @@ def test_a_datasets_history_shows_as_a_sparkline_and_a_series(ui_server):
     status, page = ui_server.get("/dagml/", token=ui_server.token())
     assert status == 200 and "aria-label='test score over partitions: 0.8300 to 0.9100'" in page
     assert [r["test_score"] for r in ui_server.json(f"/dagml/api/datasets/{dag_id}")["runs"]] == [0.91, 0.87, 0.83]
+
+
+def test_a_runs_page_says_what_the_model_registry_holds_of_it(ui_server):
+    """Two finished runs as the register task leaves them: one registered, one whose register failed."""
+    from dagml import settings
+    from dagml.store.results import ResultsStore
+
+    results, dag_id, token = ResultsStore(settings.results_url()), "automl__ui_registry", ui_server.token()
+    for day, version, error in (("2026-01-01", "3", None), ("2026-01-02", None, "register: MLflow refused: 503")):
+        run_id = f"scheduled__{day}"
+        results.start_run(dag_id, day, run_id, metric="roc_auc")
+        results.update_run(dag_id, day, status="success")
+        results.record_registration(dag_id, run_id, version, error)
+        run = ui_server.json(f"/dagml/api/datasets/{dag_id}/runs/{run_id}")
+        assert (run["state"], run["registry_version"], run["registry_error"]) == ("success", version, error)
+        status, page = ui_server.get(f"/dagml/datasets/{dag_id}/runs/{run_id}", token=token)
+        assert status == 200
+        expected = "version 3" if version else "not registered (register: MLflow refused: 503)"
+        assert f"Model registry: {expected}</p>" in page

@@ -2,6 +2,7 @@
 aliases over three partitions, predictions through the alias equal `dagml score`'s, and a retry
 after the registry could not be written registers once."""
 
+import json
 import os
 import threading
 import time
@@ -146,6 +147,9 @@ def test_a_retry_after_the_registry_could_not_be_written_registers_once(airflow_
     (version,) = client.search_model_versions("name = 'dagml.outage'")
     assert _aliases(client, "dagml.outage") == {"challenger": int(version.version), "champion": int(version.version)}
     assert results.champion(dag.dag_id)["id"] == during["champion"]["id"]
+    # dagml's run row says which version the retry registered
+    recorded = results.run(dag.dag_id, "2026-01-01")
+    assert (recorded["registry_version"], recorded["registry_error"]) == (str(version.version), None)
 
 
 def test_a_connection_that_is_not_defined_fails_register_at_once_and_keeps_the_promotion(airflow_db, tmp_path,
@@ -161,4 +165,14 @@ def test_a_connection_that_is_not_defined_fails_register_at_once_and_keeps_the_p
     assert states["promote"][0] == states["report"][0] == "success"
     results = ResultsStore(settings.results_url())
     assert results.champion(dag.dag_id)["partition"] == "2026-01-01"
-    assert results.run(dag.dag_id, "2026-01-01")["status"] == "success"  # the run's training and promotion stand
+    recorded = results.run(dag.dag_id, "2026-01-01")
+    assert recorded["status"] == "success"  # the run's training and promotion stand
+    # and its row says the winner is not in the registry, and why
+    assert recorded["registry_version"] is None
+    assert recorded["registry_error"].startswith("register: the Airflow connection 'no_such_mlflow'")
+    history = CliRunner().invoke(app, ["history", "unnamed", "--json"])
+    assert history.exit_code == 0, history.output
+    (line,) = json.loads(history.output)["partitions"]
+    assert (line["registry_version"], line["registry_error"]) == (None, recorded["registry_error"])
+    table = CliRunner().invoke(app, ["history", "unnamed"], terminal_width=400)
+    assert "registry" in table.output and "not registered" in table.output

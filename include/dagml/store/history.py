@@ -14,6 +14,7 @@ def partition_history(results: ResultsStore, dag_id: str) -> list[dict]:
             "promoted": run["promoted"], "promotion_reason": run["promotion_reason"],
             "champion_family": run["champion_family"], "champion_partition": run["champion_partition"],
             "refit_rows": run.get("refit_rows"), "refit_error": run.get("refit_error"),
+            "registry_version": run.get("registry_version"), "registry_error": run.get("registry_error"),
             "started_at": run["started_at"], "finished_at": run["finished_at"],
         }
         for run in results.winner_series([dag_id])

@@ -42,6 +42,8 @@ runs = sa.Table(
     sa.Column("refit_rows", sa.Integer),  # the model this run promoted was refit on so many rows
     sa.Column("refit_error", sa.Text),  # why a refit failed (the compared model was kept)
     sa.Column("trigger", sa.JSON),  # the trigger form's values this run used (dagml.trigger.recorded)
+    sa.Column("registry_version", sa.String(40)),  # the model registry's version of this run's winner
+    sa.Column("registry_error", sa.Text),  # why registering it failed (the run's outcome stands)
 )
 
 leaderboard = sa.Table(
@@ -253,6 +255,12 @@ class ResultsStore:
         self._upsert(runs, {"dag_id": dag_id, "partition": partition or NO_PARTITION},
                      {"run_id": run_id, "started_at": now, **failed})
         return True
+
+    def record_registration(self, dag_id: str, run_id: str, version: str | None, error: str | None = None) -> None:
+        """The registry's version of run ``run_id``'s winner, or why registering it failed."""
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.dag_id == dag_id, runs.c.run_id == run_id)
+                         .values(registry_version=version, registry_error=error))
 
     # leaderboard and trials
     def record_family(self, dag_id: str, partition: str, family: str, run_id: str, **values) -> None:
