@@ -3,8 +3,9 @@ and stored with it (``ResultsStore.record_diagnostics``): pages and reports only
 
 Bounded so it stays small and cheap: curves keep at most ``MAX_CURVE_POINTS`` points,
 predicted-vs-actual at most ``MAX_POINTS`` rows, and permutation importance shuffles each
-feature ``REPEATS`` times on at most ``IMPORTANCE_ROWS`` rows (fewer for wide data; rows sampled
-with the run's seed), predicting the shuffled copies in a few large batches.
+feature ``REPEATS`` times on at most ``IMPORTANCE_ROWS`` rows (fewer for wide data, and fewer
+rows then fewer repeats for a model too slow to predict them in about ``IMPORTANCE_SECONDS``;
+rows sampled with the run's seed), predicting the shuffled copies in a few large batches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ MIN_IMPORTANCE_ROWS = 100
 MAX_PERMUTED_ROWS = 60_000
 BATCH_ROWS = 20_000
 REPEATS = 3
+# Predicting the shuffled copies, at the speed the model predicted the test rows: an ensemble
+# with an SVM took 25 s for 180 columns x 3 repeats x 111 rows (dna) before this bound.
+IMPORTANCE_SECONDS = 5.0
 
 
 def _thin(*columns, limit: int = MAX_CURVE_POINTS) -> list[list[float]]:
@@ -54,13 +58,21 @@ def _confusion(y, proba, classes: list[str]) -> dict:
     return {"labels": list(classes), "matrix": matrix.tolist()}
 
 
-def importance_rows(n_rows: int, n_columns: int) -> int:
-    """Rows permutation importance uses: at most ``IMPORTANCE_ROWS``, fewer for wide data so
-    the model predicts at most ``MAX_PERMUTED_ROWS`` shuffled rows in all."""
-    return int(min(n_rows, IMPORTANCE_ROWS, max(MIN_IMPORTANCE_ROWS, MAX_PERMUTED_ROWS // (n_columns * REPEATS))))
+def importance_plan(n_rows: int, n_columns: int, seconds_per_row: float = 0.0) -> tuple[int, int]:
+    """(rows, repeats) of permutation importance: at most ``IMPORTANCE_ROWS`` rows, fewer for wide
+    data so the model predicts at most ``MAX_PERMUTED_ROWS`` shuffled rows in all, and fewer (down
+    to ``MIN_IMPORTANCE_ROWS``, then fewer repeats, at least one) for a model that would take more
+    than about ``IMPORTANCE_SECONDS`` to predict them at ``seconds_per_row``."""
+    rows = min(IMPORTANCE_ROWS, max(MIN_IMPORTANCE_ROWS, MAX_PERMUTED_ROWS // (n_columns * REPEATS)))
+    repeats = REPEATS
+    if seconds_per_row > 0:
+        affordable = IMPORTANCE_SECONDS / (seconds_per_row * n_columns)  # shuffled copies of one row
+        rows = min(rows, max(MIN_IMPORTANCE_ROWS, int(affordable / REPEATS)))
+        repeats = max(1, min(REPEATS, int(affordable / rows)))
+    return int(min(n_rows, rows)), repeats
 
 
-def _importance(predict, features, y, metric, seed: int) -> list[dict]:
+def _importance(predict, features, y, metric, seed: int, rows: int, repeats: int) -> list[dict]:
     """Permutation importance of each input column, in the metric's units: how much the test
     score worsens when that column's values are shuffled (near 0: the model ignores it).
 
@@ -70,13 +82,13 @@ def _importance(predict, features, y, metric, seed: int) -> list[dict]:
     import numpy as np
     import pandas as pd
 
-    rows = _sample(len(features), importance_rows(len(features), features.shape[1]), seed)
+    rows = _sample(len(features), rows, seed)
     X, y = features.iloc[rows].reset_index(drop=True), np.asarray(y)[rows]
     sign = 1.0 if metric.greater_is_better else -1.0
     base = sign * metric(y, np.asarray(predict(X), dtype=float))
     rng = np.random.default_rng(seed)
-    jobs = [(j, rng.permutation(len(X))) for j in range(X.shape[1]) for _ in range(REPEATS)]
-    drops = np.zeros((X.shape[1], REPEATS))
+    jobs = [(j, rng.permutation(len(X))) for j in range(X.shape[1]) for _ in range(repeats)]
+    drops = np.zeros((X.shape[1], repeats))
     per_batch = max(1, BATCH_ROWS // len(X))
     for start in range(0, len(jobs), per_batch):
         batch = jobs[start:start + per_batch]
@@ -88,7 +100,7 @@ def _importance(predict, features, y, metric, seed: int) -> list[dict]:
         predicted = np.asarray(predict(pd.concat(copies, ignore_index=True)), dtype=float)
         for k, (j, _) in enumerate(batch):
             part = predicted[k * len(X):(k + 1) * len(X)]
-            drops[j, (start + k) % REPEATS] = base - sign * metric(y, part)
+            drops[j, (start + k) % repeats] = base - sign * metric(y, part)
     out = [{"feature": str(f), "mean": float(d.mean()), "std": float(d.std())} for f, d in zip(X.columns, drops)]
     return sorted(out, key=lambda d: -d["mean"])
 
@@ -107,10 +119,14 @@ def compute(predict, features, y, recipe: dict, metric, seed: int) -> dict:
     "average_precision"}`` (of the second class), and for regression ``"points": {"actual",
     "predicted", "of_rows"}`` (a seeded sample of at most MAX_POINTS rows).
     """
+    import time
+
     import numpy as np
 
     y = np.asarray(y)
+    started = time.perf_counter()
     raw = np.asarray(predict(features), dtype=float)
+    seconds_per_row = (time.perf_counter() - started) / max(1, len(y))
     out = {"task": recipe["task"], "metric": metric.name, "test_score": metric(y, raw), "rows": int(len(y))}
     classes = recipe.get("classes")
     if classes is not None:
@@ -122,7 +138,7 @@ def compute(predict, features, y, recipe: dict, metric, seed: int) -> dict:
         rows = _sample(len(y), MAX_POINTS, seed)
         out["points"] = {"actual": y[rows].astype(float).tolist(), "predicted": raw[rows].tolist(),
                          "of_rows": int(len(y))}
-    out["importance"] = _importance(predict, features, y, metric, seed)
-    out["importance_rows"] = importance_rows(len(y), features.shape[1])
-    out["importance_repeats"] = REPEATS
+    rows, repeats = importance_plan(len(y), features.shape[1], seconds_per_row)
+    out["importance"] = _importance(predict, features, y, metric, seed, rows, repeats)
+    out["importance_rows"], out["importance_repeats"] = rows, repeats
     return out

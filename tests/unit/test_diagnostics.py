@@ -107,6 +107,38 @@ def test_large_test_sets_are_bounded_and_sampled_with_the_seed():
     assert again == first
 
 
+def test_a_slow_model_shuffles_fewer_rows_then_fewer_repeats(monkeypatch):
+    """An ensemble with an SVM on 180 one-hot columns took 25 s of permutation importance: the
+    plan follows the speed the model predicted the test rows at."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from dagml import diagnostics
+    from dagml.metrics import get_metric
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(400, 40)), columns=[f"x{i}" for i in range(40)])
+    target = frame["x0"].to_numpy() * 2
+    predicted_rows = []
+
+    def slow(rows):  # 0.2 ms a row, as a slow model predicts
+        time.sleep(0.0002 * len(rows))
+        predicted_rows.append(len(rows))
+        return rows["x0"].to_numpy() * 2
+
+    monkeypatch.setattr(diagnostics, "IMPORTANCE_SECONDS", 1.0)
+    out = diagnostics.compute(slow, frame, target, {"task": "regression"}, get_metric("rmse"), seed=1)
+    # at 0.2 ms a row or more, 1 s affords at most 125 shuffled copies of a row over 40 columns
+    assert (out["importance_rows"], out["importance_repeats"]) == (diagnostics.MIN_IMPORTANCE_ROWS, 1)
+    shuffled = sum(predicted_rows) - len(frame) - out["importance_rows"]  # less the test rows and the base
+    assert shuffled == out["importance_rows"] * 40 * 1
+    assert out["importance"][0]["feature"] == "x0" and out["importance"][0]["mean"] > 0
+    # a fast model keeps the full plan
+    assert diagnostics.importance_plan(1000, 40, 1e-7) == (diagnostics.IMPORTANCE_ROWS, diagnostics.REPEATS)
+
+
 def test_a_long_roc_curve_is_thinned_to_its_bound():
     import numpy as np
 
