@@ -136,8 +136,20 @@ def as_float32(X):
 
 
 def _as_object(X):
-    # pandas' nullable strings carry pd.NA, which scikit-learn's encoders do not take
+    # pandas' nullable strings carry pd.NA, which scikit-learn's encoders do not take. Kept for
+    # the preprocessors of models stored before ``_object_array``, which pickled a reference to it.
     return X.astype(object).where(X.notna(), None)
+
+
+def _object_array(X):
+    """The text and category columns as one object array, missing values as None: what the encoders
+    read column by column, cheaply (from a frame they take each column through pandas; on 180
+    one-hot columns that was most of a k-fold search's preprocessing)."""
+    import pandas as pd
+
+    values = X.to_numpy(dtype=object, copy=True)  # a view may be read-only (copy-on-write)
+    values[pd.isna(values)] = None
+    return values
 
 
 def build_preprocessor(recipe: dict, scale: bool):
@@ -153,7 +165,7 @@ def build_preprocessor(recipe: dict, scale: bool):
 
     # every part gives 32-bit floats (infinite values as missing), so the matrix is float32 whole
     finite = FunctionTransformer(_finite32, feature_names_out="one-to-one")
-    as_object = FunctionTransformer(_as_object, feature_names_out="one-to-one")
+    as_object = FunctionTransformer(_object_array, feature_names_out="one-to-one")
     parts = [("numeric", make_pipeline(finite, *imputed()), recipe["numeric"])]
     if recipe["onehot"]:
         onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)

@@ -178,3 +178,25 @@ def test_an_ensemble_needs_an_archive_per_member(tmp_path):
                               {"sklearn:elastic_net": 0.5, "sklearn:knn": 0.5}, {})
     with pytest.raises(ValueError, match="names 2 members, 1 archives given"):
         write_ensemble(ArtifactStore(str(tmp_path)), str(tmp_path / "m.tar"), about, [b""])
+
+
+def test_the_encoders_read_text_as_an_object_array_with_the_frame_paths_result():
+    """Preprocessors stored before read text columns through a frame (``_as_object``, kept for
+    them): the array path gives the same matrix, on categoricals, nullable strings and unseen values."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    from dagml import prepare
+
+    train = _train().astype({"colour": "category"}).assign(city=pd.array(["a", pd.NA, "c", "d", "e"], dtype="string"))
+    later = _train().assign(colour=["red", "purple", None, "blue", "green"], city=["e", "z", None, "a", "b"])
+    new = build_preprocessor(RECIPE, scale=True).fit(train)
+    old = build_preprocessor(RECIPE, scale=True)
+    for _, pipeline, _ in old.transformers:
+        for i, (name, step) in enumerate(getattr(pipeline, "steps", [])):
+            if isinstance(step, FunctionTransformer) and step.func is prepare._object_array:
+                pipeline.steps[i] = (name, FunctionTransformer(prepare._as_object, feature_names_out="one-to-one"))
+    old.fit(train)
+    assert any(step.func is prepare._as_object for _, p, _ in old.transformers for _, step in getattr(p, "steps", [])
+               if isinstance(step, FunctionTransformer))
+    for frame in (train, later):
+        np.testing.assert_array_equal(new.transform(frame), old.transform(frame))
