@@ -151,7 +151,7 @@ class FamilyEntry(_Strict):
         "each with its own seed and a k-th of the family's evaluations and seconds; select keeps the best "
         "shard as the family's leaderboard row"))
     memory_mb: float | None = Field(None, gt=0, le=2**30, description=(
-        "what one trial or fit of the family may allocate above the search's process, in MB (scikit-learn "
+        "what one trial or fit of the family may allocate above its search task's process, in MB (scikit-learn "
         "kind: it runs in a forked child with this address-space limit); a trial above it fails as out of "
         "memory and the search goes on; unset: only the machine's memory bounds it"))
 

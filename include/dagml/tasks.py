@@ -56,10 +56,11 @@ def record_run_failure(dag_id: str, run_id: str, task_id: str, reason: str, part
     """The run's recorded error: its first failing task and that task's one-line reason. ``register``
     runs after the run's report: its failure is the registration's, and the run's outcome stands."""
     try:
+        results, error = Stores.from_settings().results, f"{task_id}: {reason}"
         if task_id == "register":
-            Stores.from_settings().results.record_registration(dag_id, run_id, None, f"{task_id}: {reason}")
+            results.record_registration(dag_id, run_id, None, error)
             log.info("run %s: its winner was not registered: %s", run_id, reason)
-        elif Stores.from_settings().results.fail_run(dag_id, run_id, task_id, f"{task_id}: {reason}", partition):
+        elif results.fail_run(dag_id, run_id, task_id, error, partition):
             log.info("run %s failed at %s: %s", run_id, task_id, reason)
     except Exception as exc:  # a failure callback must not raise; say why the record is missing
         log.error("cannot record the failure of %s %s in the results DB: %s", dag_id, run_id, exc)
@@ -205,7 +206,7 @@ def failure_reason(exc: BaseException, family_key: str, prepared: dict) -> str:
         return str(exc)
     shape = (f" on {prepared['rows']:,} rows x {prepared['columns']} columns of the partition"
              if "rows" in prepared else "")
-    why = f"{exc}" if isinstance(exc, OutOfMemory) else f"MemoryError: {exc}"
+    why = str(exc) if isinstance(exc, OutOfMemory) else f"MemoryError: {exc}"
     return f"{OUT_OF_MEMORY}: {family_key}{shape}: {why}"
 
 
