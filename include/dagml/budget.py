@@ -17,8 +17,9 @@ import time
 
 
 class FamilyBudget:
-    """The clock starts at the first question (so what a search does before its first trial,
-    such as importing libraries, is not counted)."""
+    """The clock starts at the first question. A family's search task asks before it reads its
+    rows and finishes after its best point's fit on all rows, so its folds, trials and that fit
+    are all paid from its seconds (``dagml.search.search`` keeps the fit's estimate in hand)."""
 
     def __init__(self, seconds: float, spent: float = 0.0):
         self.seconds, self.spent = seconds, spent

@@ -152,6 +152,12 @@ def _object_array(X):
     return values
 
 
+def native_categorical_recipe(recipe: dict) -> dict:
+    """The recipe for a family that handles categorical columns itself: every categorical column
+    ordinal-encoded (missing and unseen values -1), placed first in the matrix."""
+    return {**recipe, "onehot": [], "ordinal": [*recipe["onehot"], *recipe["ordinal"]], "categoricals_first": True}
+
+
 def build_preprocessor(recipe: dict, scale: bool):
     import numpy as np
     from sklearn.compose import ColumnTransformer
@@ -173,7 +179,11 @@ def build_preprocessor(recipe: dict, scale: bool):
     if recipe["ordinal"]:
         ordinal = [as_object, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
                                              encoded_missing_value=-1, dtype=np.float32)]
-        parts.append(("ordinal", make_pipeline(*ordinal, *([StandardScaler()] if scale else [])), recipe["ordinal"]))
+        if recipe.get("categoricals_first"):  # codes for a family that reads them as categories
+            parts.insert(0, ("ordinal", make_pipeline(*ordinal), recipe["ordinal"]))
+        else:
+            parts.append(("ordinal", make_pipeline(*ordinal, *([StandardScaler()] if scale else [])),
+                          recipe["ordinal"]))
     if recipe.get("dates"):  # last, so the other parts keep their column positions
         from dagml.dates import DateFeatures
 

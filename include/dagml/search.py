@@ -172,6 +172,11 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     trial stopped when the time left is up, so the search ends within its budget. A ``shard`` of
     the family's search (``dagml.shards.Shard``) evaluates only its part of the first points.
 
+    After a k-fold search the best point is fit again on all training rows, and that fit is paid
+    from the same clock: the search stops while the time left still holds it (``refit_seconds``).
+    A ``clock`` passed in is left running for its owner to ``finish()`` after that fit; one this
+    function makes is finished here.
+
     Each trial's fits use ``family.threads`` native threads; a forked trial raises the limit in
     its child only, and this process stays at 1 (``dagml.threads``).
 
@@ -210,10 +215,11 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
                 # one fold (holdout): its model is the refit, so the best one comes back (only
                 # an improving trial's crosses the pipe)
                 better = state["best"] is None or metric.better(score, state["best"])
-                return predictions, cut_short, alpha, score, models[0] if len(folds) == 1 and better else None, report
+                return (predictions, cut_short, found_params(models), alpha, score,
+                        models[0] if len(folds) == 1 and better else None, report)
 
-            predictions, cut_short, alpha, score, model, report = (
-                call_with_time_limit(evaluate, clock.remaining(), family.memory_mb) if family.hard_time_limit
+            predictions, cut_short, found, alpha, score, model, report = (
+                call_with_time_limit(evaluate, time_left(), family.memory_mb) if family.hard_time_limit
                 else evaluate())
         except Exception as exc:  # one bad point must not end the search
             error = str(exc) if isinstance(exc, (ChildFailed, OutOfMemory)) else f"{type(exc).__name__}: {exc}"
@@ -237,7 +243,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s%s", name, of, metric.name, score, state["best"],
                  elapsed, f" (cut short by the time left: {cut_short})" if cut_short else "")
         return {"status": STATUS_OK, "loss": metric.loss(score), "score": score, "seconds": elapsed,
-                "shrinkage": alpha, "cut_short": cut_short}
+                "shrinkage": alpha, "cut_short": cut_short, "found": found}
 
     trials = _load_trials(trials_path)
     if trials is not None:
@@ -253,7 +259,12 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     if trials is None:
         init = [_point(space, p) for p in family.init_points(task)]
         trials = _first_trials(space, name, warm_points or [], init, max(0, max_evals - 1), shard)
+    own_clock = clock is None
     clock = clock or FamilyBudget(seconds)
+
+    def time_left() -> float:  # for trials: what the refit of the best point so far will need is kept
+        return clock.remaining() - refit_seconds(state.get("best_seconds"), len(folds))
+
     if family.hard_time_limit:
         for module in family.modules:
             importlib.import_module(module)
@@ -262,14 +273,14 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         with threads.limit(1):
             fmin(
                 objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest,
-                max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (clock.remaining() <= 0, []),
+                max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (time_left() <= 0, []),
                 rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False,
                 return_argmin=False,
             )
     except AllTrialsFailed:  # raised on the way out; _summarise reports it with the first reason
         pass
     finally:
-        clock.finish()
+        clock.finish() if own_clock else clock.spend()
     if trials_path:
         save_trials(trials_path, trials)
     elapsed = time.perf_counter() - started
@@ -285,6 +296,15 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         result.valid_rows = np.concatenate([f.valid_rows for f in folds])
         result.valid_predictions = np.concatenate(predictions)
     return result
+
+
+def refit_seconds(trial_seconds: float | None, n_folds: int) -> float:
+    """About how long fitting a point on all training rows takes, from one k-fold trial of it:
+    the trial fit ``n_folds`` models, each on (k-1)/k of the rows. 0 for a holdout search, whose
+    best trial's model is kept."""
+    if n_folds < 2 or not trial_seconds:
+        return 0.0
+    return trial_seconds / (n_folds - 1)
 
 
 def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str, n_classes: int, seed: int):
@@ -304,6 +324,19 @@ def _fold_predictions(family: Family, params: dict, folds: list[Fold], task: str
         for key, value in getattr(model, "cut_short", {}).items():
             used[key] = min(value, used.get(key, value))
     return out, used, models
+
+
+def found_params(models: list) -> dict:
+    """What every fold's fit found for itself (boosting's rounds), as the folds' median: the fit on
+    all rows after a k-fold search reuses it. Empty for a holdout (its model is kept) or when a
+    fold found none."""
+    from statistics import median
+
+    if len(models) < 2:
+        return {}
+    found = [getattr(m, "found_params", {}) for m in models]
+    keys = set.intersection(*(set(f) for f in found))
+    return {k: int(median(f[k] for f in found)) for k in sorted(keys)}
 
 
 def _summarise(trials, space, space_eval, all_failed, name, elapsed, shape) -> SearchResult:
@@ -333,8 +366,10 @@ def _summarise(trials, space, space_eval, all_failed, name, elapsed, shape) -> S
                               f"first: {memory[0]}") from None
         raise FamilyFailed(f"{name}: all {len(rows)} trial(s) failed; first error: {reason}") from None
     vals = {k: v[0] for k, v in best["misc"]["vals"].items() if v}
-    # a best point whose fits a deadline cut short is kept at the size that scored (fewer trees)
-    best_params = {**_jsonable(space_eval(space, vals)), **(best["result"].get("cut_short") or {})}
+    # a best point whose fits a deadline cut short is kept at the size that scored (fewer trees);
+    # what its folds found for themselves (boosting's rounds) goes to the fit on all rows
+    best_params = {**_jsonable(space_eval(space, vals)), **(best["result"].get("cut_short") or {}),
+                   **(best["result"].get("found") or {})}
     return SearchResult(
         best_params=best_params, best_score=float(best["result"]["score"]),
         n_trials=len(rows), n_failed=len(failed), seconds=elapsed, trials=rows,

@@ -276,16 +276,16 @@ def _release_budget(config: DatasetConfig, search_name: str, prepared: dict, key
             log.warning("could not release %s's search budget: %s", search_name, exc)
 
 
-def _search(config: DatasetConfig, family, folds, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
-    """The hyperopt search within the family's (or the shard's) budget, warm-started, its trials kept
-    for a retry (a shard's in a file of its own)."""
+def _search(config: DatasetConfig, family, folds, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard,
+            clock):
+    """The hyperopt search within the family's (or the shard's) ``clock``, warm-started, its trials
+    kept for a retry (a shard's in a file of its own)."""
     from dagml.search import search
 
     family_key = family.key()
     entry = next(f for f in config.families if f.name == family_key)
     budget = entry.budget(config.budget)
     max_evals, seed = shard.evaluations(budget.max_evals), shard.seed(config.seed)
-    clock = _clock(config, entry, prepared, keys, stores, shard)
     trials_uri = stores.load_uri(keys, prepared["load_id"], family_key, *shard.folder, "trials.json")
     log.info("searching %s: up to %d evaluations or %s%s", shard.label, max_evals, clock,
              f", seed {seed}" if shard.count > 1 else "")
@@ -380,10 +380,13 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
     family = _family(family_key, task)
     entry = next(f for f in config.families if f.name == family_key)
     family.threads, family.memory_mb = entry.threads, entry.memory_mb
-    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    recipe = family.adopt(stores.artifacts.read_json(prepared["recipe_uri"]))
+    # the family's seconds pay for its folds, its trials and its best point's fit on all rows
+    clock = _clock(config, entry, prepared, keys, stores, shard)
+    clock.spend()
     data, searched = _row_caps(config, family, entry, _training_data(config, family, prepared, recipe, stores))
     folds = searched.folds()
-    result = _search(config, family, folds, prepared, keys, stores, shard)
+    result = _search(config, family, folds, prepared, keys, stores, shard, clock)
     seed = shard.seed(config.seed)
     folder = (prepared["load_id"], family_key, *shard.folder)
     predictions_uri = _write_valid_predictions(stores, stores.load_uri(keys, *folder, "valid_predictions.parquet"),
@@ -407,6 +410,7 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
         del X_train, y_train
         if model is result.best_model:  # the fit on all rows failed: the sample's model it is
             pre, fit_rows = sample_pre, searched.training_rows()
+    clock.finish()
     log.info("%s: %d thread(s) configured; native threads used by its fits: %s", family_key, family.threads,
              threads.describe(thread_report))
     if result.shrinkage:
@@ -645,6 +649,7 @@ def _refit_family(config, family_key: str, compared: dict, prepared: dict, data,
     from dagml.prepare import build_preprocessor, encode_target
 
     family = _family(family_key, prepared["task"])
+    recipe = family.adopt(recipe)
     size_mb = stores.artifacts.size(prepared["data_uri"]) / 2**20
     if family.kind == "spark" and size_mb > config.spark.direct_read_mb:
         raise FamilyFailed(f"a refit reads the rows through pandas; the partition is {size_mb:.0f} MB, above "

@@ -76,6 +76,23 @@ def test_a_family_whose_first_trial_outlasts_the_budget_fails_saying_so():
         search(slow(5, 6), FOLDS, "binary", 2, AUC, max_evals=100, seconds=1, seed=0)
 
 
+def test_a_k_fold_search_stops_while_its_clock_still_holds_the_refit_of_its_best_point():
+    from dagml.budget import FamilyBudget
+    from dagml.search import refit_seconds
+
+    folds = [Fold(X[:100], Y[:100], X[100:], Y[100:]), Fold(X[100:], Y[100:], X[:100], Y[:100])]
+    clock = FamilyBudget(4.0)
+    # each trial fits both folds, 0.6-0.7 s a fit, each on half the rows: a fit on all rows is
+    # estimated at the trial's time (time grows with the rows)
+    result = search(slow(0.6, 0.7), folds, "binary", 2, AUC, max_evals=100, seconds=0, seed=0, clock=clock)
+    best = next(t for t in result.trials if t["status"] == "ok" and -t["loss"] == result.best_score)
+    reserve = refit_seconds(best["seconds"], len(folds))
+    assert 1.2 <= reserve <= 1.7
+    left = clock.remaining()  # a clock passed in keeps running: its owner finishes it after the refit
+    assert reserve - 0.2 <= left <= reserve + 1.5, (left, reserve)
+    assert refit_seconds(best["seconds"], 1) == 0  # a holdout search keeps its best trial's model
+
+
 def test_shared_allowances_sum_to_the_total_and_a_finished_family_gives_back_what_it_left(stores):
     ledger = Ledger(stores.results, "automl__b", "2026-01-01", "load-1")
     costs = {"a": 1.0, "b": 1.0, "c": 2.0}

@@ -157,6 +157,29 @@ def test_the_final_refit_finds_its_rounds_on_rows_of_its_own_then_fits_every_row
 
 
 @pytest.mark.parametrize("key", BOOSTING)
+def test_after_a_k_fold_search_the_fit_on_all_rows_is_one_fit_of_the_folds_median_rounds(key):
+    from statistics import median
+
+    from dagml.search import _fold_predictions, found_params
+
+    family = get_family(key)()
+    family.max_rounds = 300
+    y = NOISE["binary"]
+    folds = [Fold(NOISE_X[np.arange(400) % 4 != k], y[np.arange(400) % 4 != k],
+                  NOISE_X[np.arange(400) % 4 == k], y[np.arange(400) % 4 == k]) for k in range(4)]
+    point = fast_overfitting_point(family, "binary")
+    models = _fold_predictions(family, point, folds, "binary", 2, seed=0)[2]
+    found = found_params(models)
+    assert found == {"rounds": int(median(m.rounds for m in models))}
+    assert found_params(models[:1]) == {}  # a holdout search keeps its best trial's model
+    result = search(family, folds, "binary", 2, get_metric("log_loss"), max_evals=2, seconds=600, seed=0)
+    assert isinstance(result.best_params.get("rounds"), int)  # the best point carries its folds' median
+    model = family.fit(point | found, NOISE_X, y, "binary", 2, seed=0)
+    assert (model.rounds, model.rounds_from) == (found["rounds"], "k-fold search")
+    assert family.rounds_of(model.estimator) == found["rounds"]
+
+
+@pytest.mark.parametrize("key", BOOSTING)
 def test_a_tiny_refit_uses_the_fallback_rounds(key):
     family = get_family(key)()
     point = family.init_points("binary")[0]
@@ -217,3 +240,39 @@ def test_classifier_trained_without_a_class_still_returns_every_column():
     y = np.where(TARGETS["multiclass"] == 2, 1, TARGETS["multiclass"])  # class 2 never seen
     model = get_family("sklearn:knn")().fit({"n_neighbors": 3, "weights": "uniform", "p": 2}, X, y, "multiclass", 3, 0)
     assert model.predict(X[:5]).shape == (5, 3) and (model.predict(X[:5])[:, 2] == 0).all()
+
+
+def test_catboost_takes_categorical_columns_as_codes_first_and_scores_raw_rows(tmp_path):
+    """A family with native_categoricals gets every categorical column (one-hot-sized or not) as an
+    integer code at the front of its matrix, tells its library they are categories, and its model,
+    saved and loaded, predicts from the same preprocessor's matrix of new rows."""
+    import pandas as pd
+
+    from dagml.prepare import FrameData, build_preprocessor, make_recipe
+
+    rng = np.random.default_rng(0)
+    n = 400
+    city = rng.choice([f"city {i}" for i in range(40)], n)  # above onehot_max_categories: ordinal
+    colour = rng.choice(["red", "green", "blue"], n)  # one-hot for the other families
+    signal = {f"city {i}": i % 2 for i in range(40)}
+    y = np.array([signal[c] ^ (k == "red") for c, k in zip(city, colour)]).astype(int)
+    df = pd.DataFrame({"x": rng.normal(size=n), "city": city, "colour": colour, "y": y.astype(str)})
+    recipe = make_recipe(df, "y", "binary")
+    assert recipe["onehot"] == ["colour"] and recipe["ordinal"] == ["city"]
+    family = quick("sklearn:catboost")
+    own = family.adopt(recipe)
+    assert (own["onehot"], own["ordinal"], family.categoricals) == ([], ["colour", "city"], 2)
+    assert quick("sklearn:lightgbm").adopt(recipe) is recipe  # the others keep the shared recipe
+
+    roles = np.array(["train"] * 300 + ["valid"] * 50 + ["test"] * 50)
+    fold = FrameData(df, roles, own, scale=False).folds()[0]
+    assert fold.X_train.shape[1] == 3 and set(np.unique(fold.X_train[:, 1])) <= set(range(40))  # codes first
+    family.max_rounds = 200
+    model = family.fit({"learning_rate": 0.2, "depth": 4, "l2_leaf_reg": 1.0, "subsample": 0.8, "rsm": 1.0},
+                       fold.X_train, fold.y_train, "binary", 2, seed=0, eval_set=(fold.X_valid, fold.y_valid))
+    assert model.estimator.get_cat_feature_indices() == [0, 1]
+    assert get_metric("roc_auc")(fold.y_valid, model.predict(fold.X_valid)) > 0.95  # the codes carry the signal
+    model.save(tmp_path)
+    pre = build_preprocessor(own, scale=False).fit(df[own["features"]][:300])
+    X_new = pre.transform(df[own["features"]][350:])
+    np.testing.assert_allclose(family.model_class.load(tmp_path).predict(X_new), model.predict(X_new))

@@ -84,6 +84,10 @@ class Family(ABC):
     # The config's ``memory_mb`` for the family: what a forked trial may allocate above the task
     # process (dagml.time_limit); None: no limit but the machine's
     memory_mb: float | None = None
+    # The family handles categorical columns itself (CatBoost): its matrix starts with every
+    # categorical column as integer codes (``dagml.prepare.native_categorical_recipe``), one-hot none
+    native_categoricals: ClassVar[bool] = False
+    categoricals: int = 0  # how many leading columns of its matrix are such codes (set by ``adopt``)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -111,6 +115,17 @@ class Family(ABC):
         validation fold: a family that stops early (boosting) stops on it; others ignore it. The
         final refit passes none, so such a family holds out its own rows or reuses the
         number of rounds the search found."""
+
+    def adopt(self, recipe: dict) -> dict:
+        """The recipe this family's matrices are built by: the run's, or for a family with
+        ``native_categoricals`` one that gives it the categorical columns first, as codes."""
+        if not self.native_categoricals:
+            return recipe
+        from dagml.prepare import native_categorical_recipe
+
+        own = native_categorical_recipe(recipe)
+        self.categoricals = len(own["ordinal"])
+        return own
 
     @classmethod
     def search_rows_for(cls, seconds: float) -> int | None:

@@ -5,7 +5,9 @@ The number of trees is not searched. Each fit grows up to ``max_rounds`` trees a
 or squared error) on an evaluation set:
 
 - in a search, the evaluation set is the validation fold the search passes as ``eval_set``;
-- in the final refit (``eval_set=None``) the family finds the number of rounds on rows of its
+- in the fit on all rows after a k-fold search, the best point carries ``rounds``: the median of
+  the rounds its folds stopped at (``BoostingModel.found_params``), so that fit is one fit;
+- in any other final refit (``eval_set=None``) the family finds the number of rounds on rows of its
   own, then fits all the rows with that number of rounds, so its model has seen every training
   row. From 1,000 rows it holds out 10% of them (stratified for classification, drawn with the
   run's seed): the refit costs about two fits. Below 1,000 rows 10% is under 100 rows, too few
@@ -15,15 +17,16 @@ or squared error) on an evaluation set:
   the test error fell by 8%, 0.5% and 4% against the 10% holdout). Below 40 rows, or if no
   held-out row has a class the rest has, it fits ``fallback_rounds`` trees.
 
-A round count found by the search is not reused: ``fit`` gets only the best point, and a
-retried or k-fold search would have several counts; the refit's own holdout needs neither.
+A holdout search's round count is not reused: its best trial's model is kept, and after a search
+on a sample, the fit on all rows wants more rounds than the sample did.
 
 Each fit uses ``threads`` native threads (the family entry's ``threads``, 1 by default: a search
 runs in one worker slot). Labels are
 re-encoded to the classes present in the training rows (XGBoost needs 0..m-1); a class the
 training rows lack gets probability 0, and evaluation rows of such a class are left out.
-CatBoost sees the shared recipe's numeric matrix (one-hot and ordinal codes), not its native
-categorical columns. Libraries are imported only inside methods.
+CatBoost handles categorical columns itself (``native_categoricals``): its matrix starts with
+every categorical column as integer codes, which it encodes by ordered target statistics, instead
+of the shared recipe's one-hot and ordinal columns. Libraries are imported only inside methods.
 """
 
 from __future__ import annotations
@@ -40,19 +43,41 @@ from dagml.time_limit import Deadline
 class BoostingModel(SklearnModel):
     """A fitted booster, the training classes it saw, and how many rounds it uses (and why)."""
 
-    def __init__(self, estimator, n_classes: int, classes, rounds: int, rounds_from: str):
+    def __init__(self, estimator, n_classes: int, classes, rounds: int, rounds_from: str, categoricals: int = 0):
         super().__init__(estimator, n_classes)
         self.classes, self.rounds, self.rounds_from = classes, rounds, rounds_from
+        self.categoricals = categoricals
+
+    @property
+    def found_params(self) -> dict:
+        """The rounds early stopping found on the evaluation set: a k-fold search gives its best point
+        the folds' median, so the fit on all rows is one fit of that many trees."""
+        return {"rounds": self.rounds} if self.rounds_from == "eval_set" else {}
 
     def predict(self, X):
         import numpy as np
 
+        X = with_codes(X, getattr(self, "categoricals", 0))  # models stored before it lack the attribute
         if not self.n_classes:
             return np.asarray(self.estimator.predict(X), dtype=float)
         proba = self.estimator.predict_proba(X)
         full = np.zeros((proba.shape[0], self.n_classes))
         full[:, self.classes[np.asarray(self.estimator.classes_, dtype=int)]] = proba
         return full / full.sum(axis=1, keepdims=True)  # XGBoost's float32 rows may miss 1 by more than 1e-7
+
+
+def with_codes(X, categoricals: int):
+    """The matrix as a library that handles categories itself takes it: a frame whose first
+    ``categoricals`` columns are integer codes; the matrix itself when there are none."""
+    if not categoricals:
+        return X
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    codes = frame.columns[:categoricals]
+    frame[codes] = frame[codes].astype(np.int64)
+    return frame
 
 
 def _log_range(hp, label: str, low: float, high: float):
@@ -105,14 +130,17 @@ class BoostingFamily(SklearnFamily):
             if stopped is not None:
                 estimator, classes = stopped
                 model = BoostingModel(estimator, self._k(task, n_classes), classes, self.rounds_of(estimator),
-                                      "eval_set")
+                                      "eval_set", self.categoricals)
                 if deadline is not None and deadline.hit:
                     model.cut_short = {"max_rounds": model.rounds}
                 return model
-        rounds, rounds_from = self._rounds_on_own_holdout(params, task, seed, X, y, cap)
+        if "rounds" in params:  # found by a k-fold search's early stopping (``found_params``)
+            rounds, rounds_from = int(params["rounds"]), "k-fold search"
+        else:
+            rounds, rounds_from = self._rounds_on_own_holdout(params, task, seed, X, y, cap)
         y_fit, classes = _encode(y, task)
         estimator = self.train(params, task, seed, X, y_fit, rounds, None)
-        return BoostingModel(estimator, self._k(task, n_classes), classes, rounds, rounds_from)
+        return BoostingModel(estimator, self._k(task, n_classes), classes, rounds, rounds_from, self.categoricals)
 
     @staticmethod
     def _k(task, n_classes):
@@ -317,6 +345,7 @@ class CatBoost(BoostingFamily):
     name = "catboost"
     package = "catboost"
     cost = 3.0
+    native_categoricals = True
     modules = ("catboost",)
     max_rounds = 1000
 
@@ -348,7 +377,10 @@ class CatBoost(BoostingFamily):
             subsample=params["subsample"], rsm=params["rsm"], border_count=min(254, max(32, len(y) // 20)),
             thread_count=self.threads, random_seed=seed,
             verbose=False, allow_writing_files=False,
+            cat_features=list(range(self.categoricals)) or None,
         )
+        X = with_codes(X, self.categoricals)
+        eval_set = eval_set if eval_set is None else (with_codes(eval_set[0], self.categoricals), eval_set[1])
         if eval_set is None:
             return estimator.fit(X, y)
         return estimator.fit(X, y, eval_set=eval_set, early_stopping_rounds=self.patience, use_best_model=True,
