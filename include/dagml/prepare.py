@@ -142,9 +142,8 @@ def _as_object(X):
 
 
 def _object_array(X):
-    """The text and category columns as one object array, missing values as None: what the encoders
-    read column by column, cheaply (from a frame they take each column through pandas; on 180
-    one-hot columns that was most of a k-fold search's preprocessing)."""
+    """The text and category columns as one object array, missing values as None. Kept for the
+    preprocessors of models stored before ``CategoryCodes``, which pickled a reference to it."""
     import pandas as pd
 
     values = X.to_numpy(dtype=object, copy=True)  # a view may be read-only (copy-on-write)
@@ -163,7 +162,9 @@ def build_preprocessor(recipe: dict, scale: bool):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from dagml.categories import CategoryCodes
 
     def imputed(indicator=True):
         return [SimpleImputer(strategy="median", add_indicator=indicator, keep_empty_features=True),
@@ -171,18 +172,14 @@ def build_preprocessor(recipe: dict, scale: bool):
 
     # every part gives 32-bit floats (infinite values as missing), so the matrix is float32 whole
     finite = FunctionTransformer(_finite32, feature_names_out="one-to-one")
-    as_object = FunctionTransformer(_object_array, feature_names_out="one-to-one")
     parts = [("numeric", make_pipeline(finite, *imputed()), recipe["numeric"])]
     if recipe["onehot"]:
-        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
-        parts.append(("onehot", make_pipeline(as_object, onehot), recipe["onehot"]))
+        parts.append(("onehot", CategoryCodes(onehot=True), recipe["onehot"]))
     if recipe["ordinal"]:
-        ordinal = [as_object, OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                             encoded_missing_value=-1, dtype=np.float32)]
         if recipe.get("categoricals_first"):  # codes for a family that reads them as categories
-            parts.insert(0, ("ordinal", make_pipeline(*ordinal), recipe["ordinal"]))
+            parts.insert(0, ("ordinal", CategoryCodes(), recipe["ordinal"]))
         else:
-            parts.append(("ordinal", make_pipeline(*ordinal, *([StandardScaler()] if scale else [])),
+            parts.append(("ordinal", make_pipeline(CategoryCodes(), *([StandardScaler()] if scale else [])),
                           recipe["ordinal"]))
     if recipe.get("dates"):  # last, so the other parts keep their column positions
         from dagml.dates import DateFeatures

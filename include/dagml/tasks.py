@@ -381,9 +381,9 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
     entry = next(f for f in config.families if f.name == family_key)
     family.threads, family.memory_mb = entry.threads, entry.memory_mb
     recipe = family.adopt(stores.artifacts.read_json(prepared["recipe_uri"]))
-    # the family's seconds pay for its folds, its trials and its best point's fit on all rows
+    # the family's seconds pay for its trials and its best point's fit on all rows; not for
+    # building its folds, which would leave a cheap family's small share no first trial
     clock = _clock(config, entry, prepared, keys, stores, shard)
-    clock.spend()
     data, searched = _row_caps(config, family, entry, _training_data(config, family, prepared, recipe, stores))
     folds = searched.folds()
     result = _search(config, family, folds, prepared, keys, stores, shard, clock)

@@ -132,7 +132,9 @@ def _spent(stores, config, keys):
     assert {r["family"] for r in rows} == {f.name for f in config.families} and {r["status"] for r in rows} == {"ok"}
     longest = max(t["seconds"] or 0 for f in config.families
                   for t in stores.results.trials(config.dag_id, keys.partition, f.name))
-    return sum(r["search_seconds"] for r in rows), longest
+    # breast_cancer's 455 non-test rows are searched k-fold: each family's best point is then fit
+    # on all of them, and that fit is paid from the same seconds
+    return sum(r["search_seconds"] + r["fit_seconds"] for r in rows), longest
 
 
 @pytest.mark.parametrize("slots", [1, 2])

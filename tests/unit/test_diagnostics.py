@@ -123,14 +123,14 @@ def test_a_slow_model_shuffles_fewer_rows_then_fewer_repeats(monkeypatch):
     target = frame["x0"].to_numpy() * 2
     predicted_rows = []
 
-    def slow(rows):  # 0.2 ms a row, as a slow model predicts
-        time.sleep(0.0002 * len(rows))
+    def slow(rows):  # 0.5 ms a row, as a slow model predicts
+        time.sleep(0.0005 * len(rows))
         predicted_rows.append(len(rows))
         return rows["x0"].to_numpy() * 2
 
     monkeypatch.setattr(diagnostics, "IMPORTANCE_SECONDS", 1.0)
     out = diagnostics.compute(slow, frame, target, {"task": "regression"}, get_metric("rmse"), seed=1)
-    # at 0.2 ms a row or more, 1 s affords at most 125 shuffled copies of a row over 40 columns
+    # at 0.5 ms a row or more, 1 s affords at most 50 shuffled copies of a row over 40 columns
     assert (out["importance_rows"], out["importance_repeats"]) == (diagnostics.MIN_IMPORTANCE_ROWS, 1)
     shuffled = sum(predicted_rows) - len(frame) - out["importance_rows"]  # less the test rows and the base
     assert shuffled == out["importance_rows"] * 40 * 1

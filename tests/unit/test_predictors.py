@@ -180,17 +180,60 @@ def test_an_ensemble_needs_an_archive_per_member(tmp_path):
         write_ensemble(ArtifactStore(str(tmp_path)), str(tmp_path / "m.tar"), about, [b""])
 
 
+def _encoding_objects(recipe, scale):
+    """The preprocessor as it was before ``CategoryCodes``: scikit-learn's encoders on objects."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    from dagml import prepare
+
+    as_object = FunctionTransformer(prepare._object_array, feature_names_out="one-to-one")
+    numeric = make_pipeline(FunctionTransformer(prepare._finite32, feature_names_out="one-to-one"),
+                            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                            *([StandardScaler()] if scale else []))
+    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1,
+                             dtype=np.float32)
+    return ColumnTransformer([("numeric", numeric, recipe["numeric"]),
+                              ("onehot", make_pipeline(as_object, onehot), recipe["onehot"]),
+                              ("ordinal", make_pipeline(as_object, ordinal, *([StandardScaler()] if scale else [])),
+                               recipe["ordinal"])], remainder="drop", sparse_threshold=0)
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_category_codes_give_the_matrix_the_encoders_gave_on_objects(scale):
+    """Categoricals (pandas' category dtype, nullable strings, booleans, missing values) are coded
+    as integers before the encoders: the same matrix as the encoders on objects, on the training
+    rows and on later rows with unseen and missing values."""
+    recipe = {"numeric": ["x1", "x2"], "onehot": ["colour", "flag", "size"], "ordinal": ["city", "shop"]}
+    # a fold's rows of the compact frame: its category dtype may list values these rows lack (violet)
+    colours = pd.CategoricalDtype(["blue", "green", "red", "violet"])
+    train = _train().astype({"colour": colours}).assign(
+        city=pd.array(["a", pd.NA, "c", "d", "e"], dtype="string"), flag=[True, False, True, None, False],
+        size=["s", "m", "l", "m", "s"], shop=["p", "q", "r", "p", "q"])  # the last two: nothing missing
+    later = _train().assign(colour=["red", "violet", None, "blue", "green"], city=["e", "z", None, "a", "b"],
+                            flag=[None, True, False, False, True], size=[None, "xl", "s", "m", "l"],
+                            shop=["q", None, "z", "p", "r"])
+    new = build_preprocessor(recipe, scale=scale).fit(train)
+    old = _encoding_objects(recipe, scale).fit(train)
+    for frame in (train, later, later.astype({"colour": colours, "size": "category"})):
+        np.testing.assert_allclose(new.transform(frame), old.transform(frame), rtol=1e-6)
+
+
 def test_the_encoders_read_text_as_an_object_array_with_the_frame_paths_result():
-    """Preprocessors stored before read text columns through a frame (``_as_object``, kept for
-    them): the array path gives the same matrix, on categoricals, nullable strings and unseen values."""
+    """Preprocessors stored before read text columns through a frame (``_as_object``), later ones
+    as an object array (``_object_array``); both are kept for them and give the same matrix, on
+    categoricals, nullable strings and unseen values."""
     from sklearn.preprocessing import FunctionTransformer
 
     from dagml import prepare
 
     train = _train().astype({"colour": "category"}).assign(city=pd.array(["a", pd.NA, "c", "d", "e"], dtype="string"))
     later = _train().assign(colour=["red", "purple", None, "blue", "green"], city=["e", "z", None, "a", "b"])
-    new = build_preprocessor(RECIPE, scale=True).fit(train)
-    old = build_preprocessor(RECIPE, scale=True)
+    new = _encoding_objects(RECIPE, scale=True).fit(train)
+    old = _encoding_objects(RECIPE, scale=True)
     for _, pipeline, _ in old.transformers:
         for i, (name, step) in enumerate(getattr(pipeline, "steps", [])):
             if isinstance(step, FunctionTransformer) and step.func is prepare._object_array:

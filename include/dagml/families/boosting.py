@@ -25,8 +25,8 @@ runs in one worker slot). Labels are
 re-encoded to the classes present in the training rows (XGBoost needs 0..m-1); a class the
 training rows lack gets probability 0, and evaluation rows of such a class are left out.
 CatBoost handles categorical columns itself (``native_categoricals``): its matrix starts with
-every categorical column as integer codes, which it encodes by ordered target statistics, instead
-of the shared recipe's one-hot and ordinal columns. Libraries are imported only inside methods.
+every categorical column as integer codes, which it one-hot encodes (few values) or encodes by
+ordered target statistics (more), instead of the shared recipe's one-hot and ordinal columns. Libraries are imported only inside methods.
 """
 
 from __future__ import annotations
@@ -346,6 +346,11 @@ class CatBoost(BoostingFamily):
     package = "catboost"
     cost = 3.0
     native_categoricals = True
+    # Categorical columns with at most this many values are one-hot encoded inside CatBoost, the
+    # rest by its ordered target statistics (as dagml's recipe one-hot encodes up to 20 values).
+    # 100 rounds on a fold of soybean (35 categoricals of at most 7 values, 19 classes): 0.4 s
+    # this way, 38 s with target statistics for every column, 4.7 s on dagml's one-hot matrix.
+    one_hot_max_size = 20
     modules = ("catboost",)
     max_rounds = 1000
 
@@ -377,7 +382,8 @@ class CatBoost(BoostingFamily):
             subsample=params["subsample"], rsm=params["rsm"], border_count=min(254, max(32, len(y) // 20)),
             thread_count=self.threads, random_seed=seed,
             verbose=False, allow_writing_files=False,
-            cat_features=list(range(self.categoricals)) or None,
+            **({"cat_features": list(range(self.categoricals)), "one_hot_max_size": self.one_hot_max_size}
+               if self.categoricals else {}),
         )
         X = with_codes(X, self.categoricals)
         eval_set = eval_set if eval_set is None else (with_codes(eval_set[0], self.categoricals), eval_set[1])
