@@ -158,7 +158,6 @@ def native_categorical_recipe(recipe: dict) -> dict:
 
 
 def build_preprocessor(recipe: dict, scale: bool):
-    import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
