@@ -153,7 +153,8 @@ def _object_array(X):
 
 def native_categorical_recipe(recipe: dict) -> dict:
     """The recipe for a family that handles categorical columns itself: every categorical column
-    ordinal-encoded (missing and unseen values -1), placed first in the matrix."""
+    as codes (``dagml.categories.CategoryCodes``: a missing value is one more code when the
+    training rows had one, an unseen value -1), placed first in the matrix."""
     return {**recipe, "onehot": [], "ordinal": [*recipe["onehot"], *recipe["ordinal"]], "categoricals_first": True}
 
 

@@ -26,7 +26,8 @@ re-encoded to the classes present in the training rows (XGBoost needs 0..m-1); a
 training rows lack gets probability 0, and evaluation rows of such a class are left out.
 CatBoost handles categorical columns itself (``native_categoricals``): its matrix starts with
 every categorical column as integer codes, which it one-hot encodes (few values) or encodes by
-ordered target statistics (more), instead of the shared recipe's one-hot and ordinal columns. Libraries are imported only inside methods.
+ordered target statistics (more), instead of the shared recipe's one-hot and ordinal columns.
+Libraries are imported only inside methods.
 """
 
 from __future__ import annotations
