@@ -102,10 +102,10 @@ $(BENCH_EXTRAS): $(STAMP)
 bench-venvs: $(AG_STAMP) $(FLAML_STAMP) $(BENCH_EXTRAS)
 
 # Model quality against AutoGluon and FLAML (issue 17): 60 s per system and split, 3 seeds, core 1;
-# resumes from bench/quality/results.csv. BENCH_QUALITY_ARGS=--long for 300 s on a subset.
+# resumes from bench/quality/results.csv. BENCH_QUALITY_ARGS=--long: 300 s on a subset, in results-long.csv.
 bench-quality: install bench-venvs
 	$(PY) bench/quality/harness.py $(BENCH_QUALITY_ARGS)
-	$(PY) bench/quality/report.py
+	$(PY) bench/quality/report.py $(BENCH_QUALITY_ARGS)
 
 # The CeleryExecutor stack natively on this machine (Postgres and Redis on loopback): WORKERS=N.
 cluster-up: install

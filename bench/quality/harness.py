@@ -40,6 +40,9 @@ STARTUP_SECONDS = 30.0  # interpreter and library imports happen before a system
 FIELDS = ("dataset", "seed", "system", "budget", "metric", "score", "seconds", "wall_seconds", "overrun", "error")
 RESULTS = HERE / "results.csv"
 WORK = HERE / ".work"
+# --long: 300 s on a subset, in files of their own
+LONG_RESULTS = HERE / "results-long.csv"
+LONG_WORK = HERE / ".work-long"
 # The environment the systems start in, taken before rpy2 loads R (which prepends R's and the
 # system's library folders to LD_LIBRARY_PATH, where a child's Python then finds a foreign libpython).
 BASE_ENV = dict(os.environ)
@@ -235,9 +238,11 @@ def main() -> None:
     ap.add_argument("--dagml-source", type=Path, help="a folder holding the dagml package to measure "
                     "(e.g. `git archive <commit> include | tar -x -C DIR`, then DIR/include)")
     ap.add_argument("--dagml-families", default="", help="instead of every family of the default queue")
-    ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--work", type=Path, default=WORK, help="where the splits and predictions go")
+    ap.add_argument("--results", type=Path, help=f"default {RESULTS.name}, {LONG_RESULTS.name} with --long")
+    ap.add_argument("--work", type=Path, help="where the splits and predictions go")
     args = ap.parse_args()
+    args.results = args.results or (LONG_RESULTS if args.long else RESULTS)
+    args.work = args.work or (LONG_WORK if args.long else WORK)
     listed = dataset_list.read_list()
     names = args.long_datasets if args.long and not args.datasets else args.datasets
     if names:

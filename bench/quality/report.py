@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _report import provenance, write_section  # noqa: E402
-from harness import METRIC, RESULTS, SYSTEMS, WORK  # noqa: E402
+from harness import LONG_RESULTS, LONG_WORK, METRIC, RESULTS, SYSTEMS, WORK  # noqa: E402
 
 SECTION = "quality_issue17"
 TITLE = "## Model quality against AutoGluon and FLAML (issue 17)"
@@ -230,18 +230,39 @@ def before_after(before_rows: list[dict], after_rows: list[dict], metric: dict, 
     return "\n".join(lines)
 
 
+def ablations(work: Path, rows: list[dict], seeds: list[int]) -> str:
+    """The held-out rows predicted by the variants of each dagml run (``bench/quality/variants.py``)."""
+    import variants
+
+    listed = {d.name: d for d in variants.dataset_list.read_list()}
+    champion = {(r["dataset"], int(r["seed"])): float(r["score"]) for r in rows if r["system"] == "dagml"
+                and r["score"]}
+    found = variants.collect(work, listed.values(), seeds, champion)
+    if not found:
+        return ""
+    return ("Ablations on the same runs (`bench/quality/variants.py`): the held-out rows also predicted by "
+            "the compared model (before the refit on all rows), by the best single family (selection without "
+            "the ensemble row), by what the one-standard-error rule would choose, and by each family's own "
+            "best model.\n\n" + variants.markdown(found, {d: METRIC[listed[d].task] for d in found}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--budget", type=float, default=60.0)
+    ap.add_argument("--results", type=Path, help=f"default {RESULTS.name}, {LONG_RESULTS.name} with --long")
+    ap.add_argument("--budget", type=float, help="default 60, 300 with --long")
+    ap.add_argument("--long", action="store_true", help="the 300 s subset: a section and a plot of its own, "
+                    "with the ablations of bench/quality/variants.py")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--plot", type=Path, default=PLOT)
     ap.add_argument("--no-write", action="store_true", help="print, do not rewrite docs/benchmarks.md")
-    ap.add_argument("--work", type=Path, default=WORK, help="the runs' folder (champions, ablations)")
+    ap.add_argument("--work", type=Path, help="the runs' folder (champions, ablations)")
     ap.add_argument("--after", action="store_true", help=(
         "the results are dagml after issue 17's levers: a section of their own, compared with "
         "results.csv's dagml (before), with the ablations of bench/quality/variants.py"))
     args = ap.parse_args()
+    args.results = args.results or (LONG_RESULTS if args.long else RESULTS)
+    args.work = args.work or (LONG_WORK if args.long else WORK)
+    args.budget = args.budget or (300.0 if args.long else 60.0)
     if not args.results.exists():
         sys.exit(f"{args.results}: no results yet; run bench/quality/harness.py first")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -253,21 +274,14 @@ def main() -> None:
     note = note_file.read_text().strip() if note_file.exists() else ""
     name, title, plot_path, extra = SECTION, TITLE, args.plot, ""
     if args.after:
-        import variants
-
         name, title = f"{SECTION}_after", "## Model quality after issue 17's levers"
         plot_path = args.plot.with_name(args.plot.stem + "_after.png")
-        listed = {d.name: d for d in variants.dataset_list.read_list()}
-        champion = {(r["dataset"], int(r["seed"])): float(r["score"]) for r in rows if r["system"] == "dagml"
-                    and r["score"]}
-        ablation = variants.collect(args.work, listed.values(), seeds, champion)
-        extra = "\n\n".join(filter(None, [
-            before_after(read(RESULTS, args.budget), rows, metric, seeds),
-            "Ablations on the same runs (`bench/quality/variants.py`): the held-out rows also predicted by "
-            "the compared model (before the refit on all rows), by the best single family (selection without "
-            "the ensemble row), by what the one-standard-error rule would choose, and by each family's own "
-            "best model.\n\n" + variants.markdown(ablation, {d: METRIC[listed[d].task] for d in ablation})
-            if ablation else ""]))
+        extra = "\n\n".join(filter(None, [before_after(read(RESULTS, args.budget), rows, metric, seeds),
+                                           ablations(args.work, rows, seeds)]))
+    elif args.long:
+        name, title = f"{SECTION}_long", f"## Model quality at {args.budget:g} s on a subset (issue 17)"
+        plot_path = args.plot.with_name(args.plot.stem + "_long.png")
+        extra = ablations(args.work, rows, seeds)
     if table:
         plot(normalised(table, metric, SYSTEMS), SYSTEMS, plot_path)
     section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, plot_path, note,
