@@ -254,7 +254,7 @@ def main() -> None:
                     "with the ablations of bench/quality/variants.py")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--plot", type=Path, default=PLOT)
-    ap.add_argument("--no-write", action="store_true", help="print, do not rewrite docs/benchmarks.md")
+    ap.add_argument("--no-write", action="store_true", help="print, do not rewrite docs/benchmarks.md or the plot")
     ap.add_argument("--work", type=Path, help="the runs' folder (champions, ablations)")
     ap.add_argument("--after", action="store_true", help=(
         "the results are dagml after issue 17's levers: a section of their own, compared with "
@@ -282,7 +282,7 @@ def main() -> None:
         name, title = f"{SECTION}_long", f"## Model quality at {args.budget:g} s on a subset (issue 17)"
         plot_path = args.plot.with_name(args.plot.stem + "_long.png")
         extra = ablations(args.work, rows, seeds)
-    if table:
+    if table and not args.no_write:
         plot(normalised(table, metric, SYSTEMS), SYSTEMS, plot_path)
     section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, plot_path, note,
                        title, args.results.name, args.work, extra)
