@@ -184,3 +184,18 @@ def test_a_per_fold_constant_earns_no_weight():
     assert weights.tolist() == [1.0, 0.0]
     pooled = get_metric("roc_auc")
     assert pooled(y, (member + offset) / 2) > pooled(y, member)  # what pooling would have rewarded
+
+
+def test_every_family_with_out_of_fold_predictions_is_a_candidate_best_first(monkeypatch):
+    """Not only the five best: on satellite the sixth best (kNN) was the member that differed most
+    from the boosting families. The baseline and rows without out-of-fold predictions are not."""
+    metric = get_metric("log_loss")
+    rows = [{"family": f"sklearn:f{i}", "status": "ok", "val_score": 0.2 + i / 100, "fit_seconds": 1.0,
+             "predictions_uri": f"f{i}.parquet"} for i in (7, 0, 3, 1, 6, 2, 5, 4)]
+    rows += [{"family": "sklearn:dummy", "status": "ok", "val_score": 1.0, "predictions_uri": "d.parquet"},
+             {"family": "sklearn:no_oof", "status": "ok", "val_score": 0.1, "predictions_uri": None},
+             {"family": "sklearn:failed", "status": "failed", "val_score": None, "predictions_uri": None}]
+    offered = []
+    monkeypatch.setattr(tasks, "_ensemble_row", lambda config, finalists, *args: offered.extend(finalists))
+    tasks._offer_ensemble(None, rows, metric, {}, None, None)
+    assert [r["family"] for r in offered] == [f"sklearn:f{i}" for i in range(8)]
