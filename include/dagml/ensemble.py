@@ -17,8 +17,8 @@ from dagml.metrics import Metric
 FAMILY = "ensemble:greedy"
 # Candidates: the best families by validation score, up to this many (the baseline is never one).
 # Greedy selection keeps only those that help, so a cap this wide costs only scoring: with the 5
-# best, on satellite at 300 s the better-tuned boosting families pushed kNN out and the blend
-# lost the member that differed most from the others (docs/benchmarks.md).
+# best, on satellite at 300 s the better-tuned boosting families pushed kNN out, and the blends
+# with it scored better on held-out rows (docs/benchmarks.md).
 MAX_FINALISTS = 20
 ROUNDS = 25
 
