@@ -187,8 +187,8 @@ def test_a_per_fold_constant_earns_no_weight():
 
 
 def test_every_family_with_out_of_fold_predictions_is_a_candidate_best_first(monkeypatch):
-    """Not only the five best: on satellite and letter, kNN ranked below them on validation and
-    still earned weight in the blend. The baseline and rows without out-of-fold predictions are not."""
+    """Not only the five best: on satellite kNN ranked below them on validation and still earned
+    weight in the blend. The baseline and rows without out-of-fold predictions are not."""
     metric = get_metric("log_loss")
     rows = [{"family": f"sklearn:f{i}", "status": "ok", "val_score": 0.2 + i / 100, "fit_seconds": 1.0,
              "predictions_uri": f"f{i}.parquet"} for i in (7, 0, 3, 1, 6, 2, 5, 4)]
