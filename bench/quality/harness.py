@@ -43,6 +43,11 @@ WORK = HERE / ".work"
 # --long: 300 s on a subset, in files of their own
 LONG_RESULTS = HERE / "results-long.csv"
 LONG_WORK = HERE / ".work-long"
+
+
+def default_files(long: bool) -> tuple[Path, Path]:
+    """(results CSV, work folder) when the command line names neither: --long's or the 60 s ones."""
+    return (LONG_RESULTS, LONG_WORK) if long else (RESULTS, WORK)
 # The environment the systems start in, taken before rpy2 loads R (which prepends R's and the
 # system's library folders to LD_LIBRARY_PATH, where a child's Python then finds a foreign libpython).
 BASE_ENV = dict(os.environ)
@@ -241,8 +246,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, help=f"default {RESULTS.name}, {LONG_RESULTS.name} with --long")
     ap.add_argument("--work", type=Path, help="where the splits and predictions go")
     args = ap.parse_args()
-    args.results = args.results or (LONG_RESULTS if args.long else RESULTS)
-    args.work = args.work or (LONG_WORK if args.long else WORK)
+    results, work = default_files(args.long)
+    args.results, args.work = args.results or results, args.work or work
     listed = dataset_list.read_list()
     names = args.long_datasets if args.long and not args.datasets else args.datasets
     if names:

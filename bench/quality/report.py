@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _report import provenance, write_section  # noqa: E402
-from harness import LONG_RESULTS, LONG_WORK, METRIC, RESULTS, SYSTEMS, WORK  # noqa: E402
+from harness import LONG_RESULTS, METRIC, RESULTS, SYSTEMS, WORK, default_files  # noqa: E402
 
 SECTION = "quality_issue17"
 TITLE = "## Model quality against AutoGluon and FLAML (issue 17)"
@@ -260,8 +260,8 @@ def main() -> None:
         "the results are dagml after issue 17's levers: a section of their own, compared with "
         "results.csv's dagml (before), with the ablations of bench/quality/variants.py"))
     args = ap.parse_args()
-    args.results = args.results or (LONG_RESULTS if args.long else RESULTS)
-    args.work = args.work or (LONG_WORK if args.long else WORK)
+    results, work = default_files(args.long)
+    args.results, args.work = args.results or results, args.work or work
     args.budget = args.budget or (300.0 if args.long else 60.0)
     if not args.results.exists():
         sys.exit(f"{args.results}: no results yet; run bench/quality/harness.py first")
