@@ -28,6 +28,8 @@ from harness import LONG_RESULTS, METRIC, RESULTS, SYSTEMS, WORK, default_files 
 SECTION = "quality_issue17"
 TITLE = "## Model quality against AutoGluon and FLAML (issue 17)"
 PLOT = HERE.parents[1] / "docs" / "quality_normalised.png"
+AFTER_RESULTS = HERE / "results-after.csv"  # dagml just after issue 17's levers, and the other systems
+NOW_RESULTS, NOW_WORK = HERE / "results-now.csv", HERE / ".work-now"  # dagml alone on the current code
 
 
 @dataclass
@@ -216,17 +218,19 @@ def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, 
     return "\n".join(lines)
 
 
-def before_after(before_rows: list[dict], after_rows: list[dict], metric: dict, seeds) -> str:
+def before_after(before_rows: list[dict], after_rows: list[dict], metric: dict, seeds,
+                 before_file: Path = RESULTS, labels: tuple[str, str] = ("before", "after")) -> str:
     """dagml before against after, on the datasets both measured with every seed."""
+    b, a = labels
     before, _, _ = cells(before_rows, ["dagml"], seeds)
     after, _, _ = cells(after_rows, ["dagml"], seeds)
-    both = {d: {"after": after[d]["dagml"], "before": before[d]["dagml"]} for d in after if d in before}
+    both = {d: {a: after[d]["dagml"], b: before[d]["dagml"]} for d in after if d in before}
     if not both:
         return ""
-    w, t, l = wins_ties_losses(both, metric, "after", "before")
-    lines = [f"dagml after against before (`results.csv`, the same splits): better on {w}, tied on {t}, "
-             f"worse on {l} of {len(both)} datasets.", "", "| dataset | metric | before | after |", "|---|---|---|---|"]
-    lines += [f"| {d} | {metric[d]} | {_fmt(c['before'])} | {_fmt(c['after'])} |" for d, c in both.items()]
+    w, t, l = wins_ties_losses(both, metric, a, b)
+    lines = [f"dagml {a} against {b} (`{before_file.name}`, the same splits): better on {w}, tied on {t}, "
+             f"worse on {l} of {len(both)} datasets.", "", f"| dataset | metric | {b} | {a} |", "|---|---|---|---|"]
+    lines += [f"| {d} | {metric[d]} | {_fmt(c[b])} | {_fmt(c[a])} |" for d, c in both.items()]
     return "\n".join(lines)
 
 
@@ -259,14 +263,23 @@ def main() -> None:
     ap.add_argument("--after", action="store_true", help=(
         "the results are dagml after issue 17's levers: a section of their own, compared with "
         "results.csv's dagml (before), with the ablations of bench/quality/variants.py"))
+    ap.add_argument("--others", type=Path, help=(
+        "the other systems' rows from this file (the same splits), for results of dagml alone"))
+    ap.add_argument("--now", action="store_true", help=(
+        f"dagml alone on the current code ({NOW_RESULTS.name}), the other systems from {AFTER_RESULTS.name}: "
+        f"a section of its own, compared with {AFTER_RESULTS.name}'s dagml"))
     args = ap.parse_args()
     results, work = default_files(args.long)
+    if args.now:
+        results, work, args.others = NOW_RESULTS, NOW_WORK, args.others or AFTER_RESULTS
     args.results, args.work = args.results or results, args.work or work
     args.budget = args.budget or (300.0 if args.long else 60.0)
     if not args.results.exists():
         sys.exit(f"{args.results}: no results yet; run bench/quality/harness.py first")
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = read(args.results, args.budget)
+    if args.others:
+        rows += [r for r in read(args.others, args.budget) if r["system"] != "dagml"]
     table, metric, incomplete = cells(rows, SYSTEMS, seeds)
     commands_file = args.results.with_suffix(".commands.txt")
     commands = commands_file.read_text().splitlines() if commands_file.exists() else []
@@ -278,6 +291,10 @@ def main() -> None:
         plot_path = args.plot.with_name(args.plot.stem + "_after.png")
         extra = "\n\n".join(filter(None, [before_after(read(RESULTS, args.budget), rows, metric, seeds),
                                            ablations(args.work, rows, seeds)]))
+    elif args.now:
+        name, title = f"{SECTION}_now", "## Model quality on the current code (issue 17)"
+        plot_path = args.plot.with_name(args.plot.stem + "_now.png")
+        extra = before_after(read(AFTER_RESULTS, args.budget), rows, metric, seeds, AFTER_RESULTS, ("then", "now"))
     elif args.long:
         name, title = f"{SECTION}_long", f"## Model quality at {args.budget:g} s on a subset (issue 17)"
         plot_path = args.plot.with_name(args.plot.stem + "_long.png")
@@ -285,7 +302,8 @@ def main() -> None:
     if table and not args.no_write:
         plot(normalised(table, metric, SYSTEMS), SYSTEMS, plot_path)
     section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, plot_path, note,
-                       title, args.results.name, args.work, extra)
+                       title, args.results.name + (f"` for dagml, the other systems' from `bench/quality/{args.others.name}"
+                                                   if args.others else ""), args.work, extra)
     if args.no_write:
         print(section)
     else:

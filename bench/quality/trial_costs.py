@@ -1,0 +1,60 @@
+"""One trial of each family (its first portfolio point, no time limit) on a split's training rows,
+with its own classes and with them folded into two (odd and even codes): how a family's trial
+cost grows with the number of classes (``Family.cost_per_class``).
+
+    taskset -c 1 .venv/bin/python bench/quality/trial_costs.py bench/quality/.work-now/letter/seed1
+
+Prints one line per family and kind of task: the trial's seconds, as the results store recorded them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from exchange import TARGET  # noqa: E402
+from runner import dagml_families  # noqa: E402
+
+
+def trial_seconds(train, families: list[str]) -> dict[str, float]:
+    from dagml import tasks
+    from dagml.config import DatasetConfig
+    from dagml.store.artifacts import ArtifactStore
+    from dagml.store.results import ResultsStore
+
+    folder = Path(tempfile.mkdtemp(prefix="trial-costs-"))
+    train.to_parquet(folder / "train.parquet")
+    config = DatasetConfig(name="trial_costs", source={"uri": str(folder / "train.parquet")}, target=TARGET,
+                           families=[{"name": f, "max_evals": 1} for f in families],
+                           budget={"max_evals": 1, "seconds": 600}, ensemble=False)
+    stores = tasks.Stores(ArtifactStore(str(folder / "artifacts")), ResultsStore(f"sqlite:///{folder}/results.db"))
+    keys = tasks.RunKeys(config.dag_id, "2026-01-01", "costs")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    out = {}
+    for family in families:
+        tasks.search_family(config, family, prepared, keys, stores)
+        out[family] = stores.results.trials(config.dag_id, keys.partition, family)[0]["seconds"]
+    return out
+
+
+def main() -> None:
+    import pandas as pd
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("split", type=Path, help="a harness split folder (its train.parquet)")
+    args = ap.parse_args()
+    train = pd.read_parquet(args.split / "train.parquet")
+    two = train.assign(**{TARGET: train[TARGET].astype("category").cat.codes % 2})
+    families = dagml_families()
+    many, binary = trial_seconds(train, families), trial_seconds(two, families)
+    print(f"| family | {train[TARGET].nunique()} classes (s) | 2 classes (s) | ratio |\n|---|---|---|---|")
+    for f in families:
+        print(f"| {f} | {many[f]:.2f} | {binary[f]:.2f} | {many[f] / binary[f]:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
