@@ -219,7 +219,8 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
                         models[0] if len(folds) == 1 and better else None, report)
 
             predictions, cut_short, found, alpha, score, model, report = (
-                call_with_time_limit(evaluate, time_left(), family.memory_mb) if family.hard_time_limit
+                call_with_time_limit(evaluate, time_left(), family.memory_mb, soft_share=family.deadline_share)
+                if family.hard_time_limit
                 else evaluate())
         except Exception as exc:  # one bad point must not end the search
             error = str(exc) if isinstance(exc, (ChildFailed, OutOfMemory)) else f"{type(exc).__name__}: {exc}"

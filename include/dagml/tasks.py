@@ -362,7 +362,8 @@ def _fit_best(config: DatasetConfig, family, entry, result, X, y, task: str, n_c
 
     seconds = entry.budget(config.budget).seconds if sampled else None
     try:
-        model, report = call_with_time_limit(body, seconds, family.memory_mb, same_error=True)
+        model, report = call_with_time_limit(body, seconds, family.memory_mb, same_error=True,
+                                             soft_share=family.deadline_share)
     except (TimeLimitExceeded, OutOfMemory) as exc:
         if result.best_model is None or not sampled:
             raise

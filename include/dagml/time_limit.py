@@ -27,7 +27,8 @@ from dagml.errors import OutOfMemory
 
 # A fit in a time-limited child may stop itself before the kill (a booster's callback, a forest
 # grown in chunks) and still give a model: it reads ``seconds_left()``. The child's deadline is
-# this share of its limit, leaving time to predict the validation rows and send them back.
+# this share of its limit (by default: a family may need more room, ``Family.deadline_share``),
+# leaving time to predict the validation rows and send them back.
 SOFT_SHARE = 0.8
 _deadline: float | None = None  # monotonic; set only in a time-limited child
 
@@ -83,7 +84,8 @@ class ChildFailed(RuntimeError):
 TRIAL_OOM_SCORE_ADJ = 1000
 
 
-def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = None, *, same_error: bool = False):
+def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = None, *, same_error: bool = False,
+                         soft_share: float = SOFT_SHARE):
     """``fn()`` if it returns within ``seconds``; else the child is killed and TimeLimitExceeded raised.
     An exception in the child is raised again here with its type name and message (``same_error``:
     the exception itself, when it pickles). ``seconds`` None: no limit (a fit that must not run in
@@ -92,7 +94,8 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
     Running out of memory raises ``dagml.errors.OutOfMemory``: the child raised ``MemoryError``
     (``memory_mb`` caps what it may allocate above this process, RLIMIT_AS), or it was killed by a
     SIGKILL this process did not send (the out-of-memory killer's signal). The child's stdout and
-    stderr go to /dev/null (a library's warnings must not interleave with the task log)."""
+    stderr go to /dev/null (a library's warnings must not interleave with the task log). A fit
+    reading ``seconds_left()`` sees ``soft_share`` of ``seconds``."""
     if seconds is not None and seconds <= 0:
         raise TimeLimitExceeded("no time left in the budget")
     read_fd, write_fd = os.pipe()
@@ -101,7 +104,7 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
     if pid == 0:  # the child: never returns to the caller's code
         global _deadline
         os.close(read_fd)
-        _deadline = None if seconds is None else time.monotonic() + SOFT_SHARE * seconds
+        _deadline = None if seconds is None else time.monotonic() + soft_share * seconds
         _child(fn, write_fd, memory_mb, parent)
     os.close(write_fd)
     deadline = None if seconds is None else time.monotonic() + seconds

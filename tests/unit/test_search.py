@@ -189,6 +189,29 @@ def test_a_fit_the_time_limit_would_kill_stops_itself_and_still_scores(key, many
     assert getattr(model, "rounds", None) in (None, *range(1, cut_short[size] + 1))
 
 
+@pytest.fixture(scope="module")
+def letter_sized():
+    """As letter: 26 classes, 9,600 search rows and 2,400 validation rows of 16 small-integer features."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(12000, 16, n_informative=14, n_redundant=0, n_classes=26, n_clusters_per_class=1,
+                               random_state=0)
+    X = np.round(X * 3)
+    return Fold(X[:9600], y[:9600], X[9600:], y[9600:])
+
+
+@pytest.mark.parametrize("key", sorted(DEAR_POINTS))
+@pytest.mark.parametrize("seconds", [2.0, 4.0])
+def test_a_portfolios_first_point_cut_by_a_short_search_still_scores(key, seconds, letter_sized):
+    """The first point (early stopping on up to 2,000 rounds, or the first forest) cannot finish in
+    a share of a few seconds on 26 classes: it stops growing in time to be predicted and returned,
+    rather than being killed (LightGBM was, before its deadline_share left room for that)."""
+    result = search(get_family(key)(), [letter_sized], "multiclass", 26, get_metric("log_loss"), max_evals=3,
+                    seconds=seconds, seed=0)
+    first = result.trials[0]
+    assert first["status"] == "ok", first["error"]
+
+
 def test_a_search_keeps_the_size_a_cut_short_best_trial_reached(many_classes):
     result = search(get_family("sklearn:random_forest")(), [many_classes], "multiclass", 26, get_metric("log_loss"),
                     max_evals=1, seconds=2.0, seed=0)

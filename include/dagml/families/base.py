@@ -74,6 +74,9 @@ class Family(ABC):
     # Each trial runs in a forked child killed when the budget is up (dagml.time_limit); off for
     # kinds that must not be forked (R's embedded interpreter, Spark's JVM gateway).
     hard_time_limit: ClassVar[bool] = False
+    # The share of a trial's time limit its fit may grow for (``dagml.time_limit.seconds_left``);
+    # the rest finishes the fit, predicts the validation rows and sends them back.
+    deadline_share: ClassVar[float] = 0.8
     # Modules ``fit`` imports, imported once before the trials are forked (else every trial would)
     modules: ClassVar[tuple[str, ...]] = ()
     model_class: ClassVar[type[Model]]
