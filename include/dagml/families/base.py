@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dagml.time_limit import SOFT_SHARE
+
 REGISTRY: dict[str, type[Family]] = {}
 
 
@@ -76,7 +78,7 @@ class Family(ABC):
     hard_time_limit: ClassVar[bool] = False
     # The share of a trial's time limit its fit may grow for (``dagml.time_limit.seconds_left``);
     # the rest finishes the fit, predicts the validation rows and sends them back.
-    deadline_share: ClassVar[float] = 0.8
+    deadline_share: ClassVar[float] = SOFT_SHARE
     # Modules ``fit`` imports, imported once before the trials are forked (else every trial would)
     modules: ClassVar[tuple[str, ...]] = ()
     model_class: ClassVar[type[Model]]
