@@ -1,10 +1,11 @@
 """One trial of each family (its portfolio's first point, no time limit) on a split's training rows,
 with its own classes and with them folded into two (odd and even codes): how a family's trial
-cost grows with the number of classes (``Family.cost_per_class``).
+cost grows with the number of classes (docs/benchmarks.md, "Letter").
 
     taskset -c 1 .venv/bin/python bench/quality/trial_costs.py bench/quality/.work-now/letter/seed1
 
-Prints one line per family and kind of task: the trial's seconds, as the results store recorded them.
+Prints a Markdown table: per family, the trial's seconds as the results store recorded them, for
+each kind of task, and their ratio.
 """
 
 from __future__ import annotations
