@@ -209,11 +209,17 @@ def _start(home: Path, name: str, cmd: list[str], env: dict, api_port: int) -> N
 
 
 def _alive(pid: int) -> bool:
+    """Running: a zombie is not. A service outlives the `up` that started it, so once it exits it
+    waits for the machine's init to reap it, and an init that never does (a container's) would keep
+    it "alive" for every later check."""
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no procfs: the signal's answer stands
+        return True
 
 
 def _health(port: int) -> dict | None:

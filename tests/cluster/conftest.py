@@ -218,27 +218,28 @@ def _stop_service(cluster, name: str, timeout: float = 30) -> None:
     import os
     import signal
 
+    alive = _cluster_script()._alive
     pid = int((cluster.home / "pids" / f"{name}.pid").read_text())
-
-    def alive() -> bool:
-        try:
-            os.kill(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-
-    if alive():
+    if alive(pid):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.time() + timeout
-    while alive() and time.time() < deadline:
+    while alive(pid) and time.time() < deadline:
         time.sleep(0.2)
-    if alive():
+    if alive(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
-# Run in a short-lived process of its own, so that the service it starts is not the tests' child:
-# a child of the pytest process that exits would stay a zombie, which cluster.py's `down` (and
-# _stop_service) take for alive until their 30 s timeout.
+def _cluster_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dagml_cluster_script", CLUSTER)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+# Run in a short-lived process of its own, as `up` runs it: the service is no child of the tests'
+# process, which would never reap it (cluster.py's `_alive` takes a zombie for dead all the same).
 _START = """
 import importlib.util, json, sys
 from pathlib import Path
