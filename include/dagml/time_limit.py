@@ -31,6 +31,7 @@ from dagml.errors import OutOfMemory
 # leaving time to predict the validation rows and send them back.
 SOFT_SHARE = 0.8
 _deadline: float | None = None  # monotonic; set only in a time-limited child
+_room = float("inf")  # seconds from the child's deadline to its kill
 
 
 class TimeLimitExceeded(Exception):
@@ -44,16 +45,17 @@ def seconds_left() -> float | None:
 
 class Deadline:
     """When a fit in a time-limited child must stop growing (trees, boosting rounds), and whether it
-    did: the fit keeps what it grew so far, so the trial still scores a model."""
+    did: the fit keeps what it grew so far, so the trial still scores a model. ``room``: the seconds
+    from ``at`` to the kill, which a step begun before ``at`` may overrun by."""
 
-    def __init__(self, at: float):
-        self.at, self.hit = at, False
+    def __init__(self, at: float, room: float = float("inf")):
+        self.at, self.room, self.hit = at, room, False
 
     @classmethod
     def now(cls) -> Deadline | None:
         """The current fit's deadline; None when nothing bounds it (a final fit, a test)."""
         left = seconds_left()
-        return None if left is None else cls(time.monotonic() + left)
+        return None if left is None else cls(time.monotonic() + left, _room)
 
     def passed(self) -> bool:
         self.hit = self.hit or time.monotonic() >= self.at
@@ -102,9 +104,10 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller's code
-        global _deadline
+        global _deadline, _room
         os.close(read_fd)
         _deadline = None if seconds is None else time.monotonic() + soft_share * seconds
+        _room = float("inf") if seconds is None else (1 - soft_share) * seconds
         _child(fn, write_fd, memory_mb, parent)
     os.close(write_fd)
     deadline = None if seconds is None else time.monotonic() + seconds

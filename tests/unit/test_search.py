@@ -212,6 +212,43 @@ def test_a_portfolios_first_point_cut_by_a_short_search_still_scores(key, second
     assert first["status"] == "ok", first["error"]
 
 
+class _SlowsDown:
+    """A warm-started ensemble whose growing costs 0.05 s a unit, three times that once it has 25
+    units: as if another process took the core in the middle of a trial."""
+
+    def __init__(self):
+        self.n_estimators, self.warm_start, self.grown = 100, False, 0
+
+    def get_params(self):
+        return {"n_estimators": self.n_estimators}
+
+    def set_params(self, **params):
+        self.__dict__.update(params)
+        return self
+
+    def fit(self, X, y):
+        import time
+
+        time.sleep((self.n_estimators - self.grown) * 0.05 * (3 if self.grown >= 25 else 1))
+        self.grown = self.n_estimators
+
+
+def test_a_grown_fit_whose_calls_slow_down_threefold_still_returns_before_the_kill():
+    """The next call is never expected to outlast the room between the deadline and the kill: a
+    whole step of 25 units (1.25 s expected, 3.75 s taken) started at 1.25 s of a 4 s limit would be
+    killed; steps that fit the room (0.8 s) end in time, with what was grown."""
+    from dagml.families.sklearn import _grow
+    from dagml.time_limit import Deadline, call_with_time_limit
+
+    def grow():
+        est = _SlowsDown()
+        reached = _grow(est, "n_estimators", 25, None, None, Deadline.now())
+        return reached, est.grown
+
+    reached, grown = call_with_time_limit(grow, 4.0)
+    assert reached == grown and 25 < grown < 100
+
+
 def test_a_search_keeps_the_size_a_cut_short_best_trial_reached(many_classes):
     result = search(get_family("sklearn:random_forest")(), [many_classes], "multiclass", 26, get_metric("log_loss"),
                     max_evals=1, seconds=2.0, seed=0)
