@@ -79,12 +79,16 @@ def test_every_kind_lands_on_one_leaderboard_scored_on_the_same_test_rows(airflo
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["automl__breast_cancer_all_kinds"]
     assert {t.task_id: t.queue for t in dag.tasks if t.task_id.startswith("search_")} == {
         "search_sklearn": "default", "search_r": "r", "search_spark": "spark"}
-    run = dag.test(run_conf={"max_evals": 2, "seconds": 600})
+    # two families of each kind (Spark's boosting, a job per iteration, and R's slowest left out)
+    families = ["elastic_net", "hist_gradient_boosting", "r:glmnet", "r:ranger", "spark:linear", "spark:random_forest"]
+    run = dag.test(run_conf={"max_evals": 2, "seconds": 600, "families": families})
     assert run.state == "success"
 
     artifacts, results = _stores()
     latest = results.latest_run(dag.dag_id)
     rows = results.leaderboard(dag.dag_id, latest["partition"])
+    assert {r["family"] for r in rows} - {"ensemble:greedy"} == {
+        "sklearn:dummy", *(f if ":" in f else f"sklearn:{f}" for f in families)}  # and the baseline
     assert {r["family"].split(":")[0] for r in rows} - {"ensemble"} == {"sklearn", "r", "spark"}
     assert [r["family"] for r in rows if r["status"] != "ok"] == []
     # every stored model, whatever its kind, loads through one interface and reproduces its
