@@ -172,13 +172,14 @@ def _fmt(cell: Cell) -> str:
 
 
 def markdown(rows, table, metric, incomplete, systems, seeds, budget, commands, plot_path, note="",
-             title=TITLE, results_name="results.csv", work=WORK, extra="") -> str:
+             title=TITLE, results_name="results.csv", work=WORK, extra="", others_name: str | None = None) -> str:
     rank = ranks(table, metric, systems)
     norm = normalised(table, metric, systems)
     n = len(table)
     lines = [title, "", provenance(), "",
              f"Covers **{n} datasets × {len(seeds)} seeds** at **{budget:g} s** per system and split "
              f"({len(rows)} result rows in `bench/quality/{results_name}`"
+             + (f" for dagml, the other systems' from `bench/quality/{others_name}`" if others_name else "")
              + (f"; still incomplete, left out of the figures: {', '.join(incomplete)}" if incomplete else "")
              + "). Protocol: one 75/25 split per seed (stratified for classification) read by every system from "
              "the same Parquet files (row digests checked); each system in its own process, `taskset` to one core, "
@@ -302,8 +303,7 @@ def main() -> None:
     if table and not args.no_write:
         plot(normalised(table, metric, SYSTEMS), SYSTEMS, plot_path)
     section = markdown(rows, table, metric, incomplete, SYSTEMS, seeds, args.budget, commands, plot_path, note,
-                       title, args.results.name + (f"` for dagml, the other systems' from `bench/quality/{args.others.name}"
-                                                   if args.others else ""), args.work, extra)
+                       title, args.results.name, args.work, extra, args.others.name if args.others else None)
     if args.no_write:
         print(section)
     else:

@@ -136,21 +136,29 @@ def dagml_config(train_path: Path, task: str, budget: float, seed: int, families
                          budget=limits, seed=seed, warm_start=False)
 
 
-def run_dagml(train, test, task, budget, seed, workdir, families=None):
-    """The DAG's task functions in the DAG's order, on the embedded default's kind of stores
-    (a local artifact folder, a SQLite results DB); the promoted champion predicts the test rows."""
+def prepared_run(config, workdir: Path, run_id: str):
+    """(stores, keys, prepared data): the DAG's first tasks (load, profile, prepare) of ``config``,
+    on the embedded default's kind of stores (a local artifact folder, a SQLite results DB)."""
     from dagml import tasks
-    from dagml.predictors import load_verified
     from dagml.store.artifacts import ArtifactStore
     from dagml.store.results import ResultsStore
 
-    config = dagml_config(workdir / "train.parquet", task, budget, seed, families)
     stores = tasks.Stores(ArtifactStore(str(workdir / "dagml-artifacts")),
                           ResultsStore(f"sqlite:///{workdir}/dagml-results.db"))
-    keys = tasks.RunKeys("automl__bench_quality", "2026-01-01", f"bench-seed{seed}")
+    keys = tasks.RunKeys(config.dag_id, "2026-01-01", run_id)
     loaded = tasks.load(config, config.source.uri, keys, stores)
     summary = tasks.profile(config, loaded, keys, stores)
-    prepared = tasks.prepare(config, loaded, summary, keys, stores)
+    return stores, keys, tasks.prepare(config, loaded, summary, keys, stores)
+
+
+def run_dagml(train, test, task, budget, seed, workdir, families=None):
+    """The DAG's task functions in the DAG's order (``prepared_run``, then the searches, select and
+    promote); the promoted champion predicts the test rows."""
+    from dagml import tasks
+    from dagml.predictors import load_verified
+
+    config = dagml_config(workdir / "train.parquet", task, budget, seed, families)
+    stores, keys, prepared = prepared_run(config, workdir, f"bench-seed{seed}")
     for entry in config.families:  # one worker slot: the searches one after another
         try:
             tasks.search_family(config, entry.name, prepared, keys, stores)

@@ -17,24 +17,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from exchange import TARGET  # noqa: E402
-from runner import dagml_families  # noqa: E402
+from runner import dagml_families, prepared_run  # noqa: E402
 
 
 def trial_seconds(train, families: list[str]) -> dict[str, float]:
     from dagml import tasks
     from dagml.config import DatasetConfig
-    from dagml.store.artifacts import ArtifactStore
-    from dagml.store.results import ResultsStore
 
     folder = Path(tempfile.mkdtemp(prefix="trial-costs-"))
     train.to_parquet(folder / "train.parquet")
     config = DatasetConfig(name="trial_costs", source={"uri": str(folder / "train.parquet")}, target=TARGET,
                            families=[{"name": f, "max_evals": 2} for f in families],
                            budget={"max_evals": 2, "seconds": 600}, ensemble=False)
-    stores = tasks.Stores(ArtifactStore(str(folder / "artifacts")), ResultsStore(f"sqlite:///{folder}/results.db"))
-    keys = tasks.RunKeys(config.dag_id, "2026-01-01", "costs")
-    loaded = tasks.load(config, config.source.uri, keys, stores)
-    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    stores, keys, prepared = prepared_run(config, folder, "costs")
     out = {}
     for family in families:
         tasks.search_family(config, family, prepared, keys, stores)
