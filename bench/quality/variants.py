@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import datasets as dataset_list  # noqa: E402
@@ -24,6 +26,7 @@ from exchange import PREDICTION  # noqa: E402
 FOLDER = "dagml.variants"
 COMPARED = "compared"  # the champion as compared on dagml's test rows, before the refit
 SINGLE = "best_single"  # what selection would have chosen without the ensemble row
+OOF = "out_of_fold.npz"
 
 
 def _proba_frame(out, index):
@@ -35,9 +38,10 @@ def _proba_frame(out, index):
     return pd.DataFrame(out[cols].to_numpy(), columns=[c.removeprefix("proba_") for c in cols], index=index)
 
 
-def fold_scores(stores, prepared: dict, rows: list[dict], metric) -> dict[str, list[float]]:
-    """{family: its score on each validation fold} from the stored out-of-fold predictions."""
-    from dagml.ensemble import aligned, fold_scores as scores_per_fold
+def out_of_fold(stores, prepared: dict, rows: list[dict]) -> dict[str, tuple]:
+    """{family: (its out-of-fold predictions, the labels of those rows, their validation folds)}:
+    what the ensemble row is chosen from."""
+    from dagml.ensemble import aligned
     from dagml.prepare import encode_target
 
     df = stores.artifacts.read_parquet(prepared["data_uri"])
@@ -49,8 +53,15 @@ def fold_scores(stores, prepared: dict, rows: list[dict], metric) -> dict[str, l
             continue
         positions, predictions = aligned({r["family"]: stores.artifacts.read_parquet(r["predictions_uri"])})
         y, groups = encode_target(df[recipe["target"]].iloc[positions], recipe), roles[positions]
-        out[r["family"]] = scores_per_fold(metric, y, predictions[r["family"]], groups)
+        out[r["family"]] = (predictions[r["family"]], np.asarray(y), groups)
     return out
+
+
+def fold_scores(oof: dict[str, tuple], metric) -> dict[str, list[float]]:
+    """{family: its score on each validation fold} from its out-of-fold predictions."""
+    from dagml.ensemble import fold_scores as scores_per_fold
+
+    return {family: scores_per_fold(metric, y, predictions, groups) for family, (predictions, y, groups) in oof.items()}
 
 
 def write(stores, keys, metric_name: str, test, folder: Path, prepared: dict | None = None) -> None:
@@ -76,7 +87,11 @@ def write(stores, keys, metric_name: str, test, folder: Path, prepared: dict | N
     for name, (uri, sha) in models.items():
         predictor = load_verified(stores.artifacts, uri, sha)
         _proba_frame(predictor.predictions(test), test.index).to_parquet(out / f"{name.replace(':', '__')}.parquet")
-    folds = fold_scores(stores, prepared, rows, get_metric(metric_name)) if prepared else {}
+    oof = out_of_fold(stores, prepared, rows) if prepared else {}
+    folds = fold_scores(oof, get_metric(metric_name))
+    if oof:  # the ensemble's inputs, for ablations of how it is chosen (ensemble_bags.py)
+        np.savez_compressed(out / OOF, **{f"{family}|{part}": value for family, parts in oof.items()
+                                          for part, value in zip(("predictions", "y", "groups"), parts)})
     board = [{**{k: r.get(k) for k in ("family", "status", "val_score", "test_score", "fit_seconds", "n_trials",
                                         "search_seconds", "params")},
               "cost": getattr(REGISTRY.get(r["family"]), "cost", None), "fold_scores": folds.get(r["family"])}
