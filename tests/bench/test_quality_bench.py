@@ -15,6 +15,7 @@ import pytest
 HERE = Path(__file__).resolve().parents[2] / "bench" / "quality"
 sys.path.insert(0, str(HERE))
 import datasets as dataset_list  # noqa: E402
+import ensemble_bags  # noqa: E402
 import harness  # noqa: E402
 import variants  # noqa: E402
 from exchange import PREDICTION, row_digest  # noqa: E402
@@ -74,6 +75,11 @@ def test_five_systems_score_the_same_split_with_dagml_metric_and_a_rerun_resumes
         champion = json.loads((folder / "dagml.info.json").read_text())["details"]["champion"]
         if champion in options.families:  # refit on all rows: the compared model is what was chosen
             assert scores[champion] == scores["compared"]
+        # the ensemble's weights chosen again from the out-of-fold predictions the run kept
+        again = ensemble_bags.run_scores(folder, harness.Split(folder, split.y_test, split.classes, split.digests),
+                                         ds.task, row["metric"], ["greedy"])
+        if champion == "ensemble:greedy":
+            assert again["greedy:blend"] == pytest.approx(scores["compared"], rel=1e-6)
         assert math.isfinite(dagml_row["score"])
     table = variants.collect(work, datasets, [0], {(r["dataset"], 0): r["score"] for r in rows if r["system"] == "dagml"})
     assert set(table) == set(TINY) and all("champion" in v and variants.BY_MEAN in v for v in table.values())
