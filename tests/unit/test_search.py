@@ -216,8 +216,8 @@ class _SlowsDown:
     """A warm-started ensemble whose growing costs 0.05 s a unit, three times that once it has 25
     units: as if another process took the core in the middle of a trial."""
 
-    def __init__(self):
-        self.n_estimators, self.warm_start, self.grown = 100, False, 0
+    def __init__(self, n_estimators=100, per_unit=0.05):
+        self.n_estimators, self.per_unit, self.warm_start, self.grown = n_estimators, per_unit, False, 0
 
     def get_params(self):
         return {"n_estimators": self.n_estimators}
@@ -229,7 +229,7 @@ class _SlowsDown:
     def fit(self, X, y):
         import time
 
-        time.sleep((self.n_estimators - self.grown) * 0.05 * (3 if self.grown >= 25 else 1))
+        time.sleep((self.n_estimators - self.grown) * self.per_unit * (3 if self.grown >= 25 else 1))
         self.grown = self.n_estimators
 
 
@@ -247,6 +247,19 @@ def test_a_grown_fit_whose_calls_slow_down_threefold_still_returns_before_the_ki
 
     reached, grown = call_with_time_limit(grow, 4.0)
     assert reached == grown and 25 < grown < 100
+
+
+def test_a_grown_fit_with_time_to_spare_reaches_its_set_size_whatever_is_left_of_a_step():
+    """107 trees in calls of 5, then of 25: the last call grows the 2 that are left (the smallest
+    call worth making, a fifth of a step, applies when time limits the growth, not the set size)."""
+    from dagml.families.sklearn import _grow
+    from dagml.time_limit import Deadline, call_with_time_limit
+
+    def grow():
+        est = _SlowsDown(n_estimators=107, per_unit=0.001)
+        return _grow(est, "n_estimators", 25, None, None, Deadline.now()), est.grown
+
+    assert call_with_time_limit(grow, 10.0) == (None, 107)
 
 
 def test_a_search_keeps_the_size_a_cut_short_best_trial_reached(many_classes):

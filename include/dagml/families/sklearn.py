@@ -94,11 +94,11 @@ def _grow(est, name: str, step: int, X, y, deadline) -> int | None:
             return None
         now = time.monotonic()
         per_unit = max((now - first) / size, (now - started) / (size - began))
-        more = min(step, target - size, int(min(deadline.at - now, deadline.room) / (1.2 * per_unit)))
-        if more < max(1, step // 5):
+        fits = int(min(deadline.at - now, deadline.room) / (1.2 * per_unit))
+        if fits < min(max(1, step // 5), target - size):  # no call worth making fits
             est.set_params(warm_start=False)
             return size
-        began, size = size, size + more
+        began, size = size, size + min(step, target - size, fits)
 
 
 class Dummy(SklearnFamily):
