@@ -33,16 +33,14 @@ BAGS = 10
 
 
 def _inputs(folder: Path):
-    """(finalists best first, {family: (oof predictions, y, groups)}, leaderboard rows) of one run."""
-    from dagml.ensemble import FAMILY, MAX_FINALISTS
-
+    """(leaderboard rows, {family: (oof predictions, y, groups)}) of one run."""
     board = json.loads((folder / FOLDER / "leaderboard.json").read_text())
     data = np.load(folder / FOLDER / OOF, allow_pickle=True)  # the folds are labelled by text
     oof = {}
     for key in data.files:
         family, part = key.split("|")
         oof.setdefault(family, {})[part] = data[key]
-    return board, {f: (v["predictions"], v["y"], v["groups"]) for f, v in oof.items()}, FAMILY, MAX_FINALISTS
+    return board, {f: (v["predictions"], v["y"], v["groups"]) for f, v in oof.items()}
 
 
 def weights(kind: str, predictions: list, y, groups, metric, seed: int) -> np.ndarray:
@@ -68,24 +66,24 @@ def run_scores(folder: Path, split: Split, task: str, metric_name: str, kinds: l
     blend as chosen over it by validation score (``kind:blend``: the blend whatever validation says)."""
     import pandas as pd
 
-    from dagml.ensemble import blend, fold_score
+    from dagml.ensemble import FAMILY, MAX_FINALISTS, blend, fold_score
     from dagml.metrics import get_metric
 
     metric = get_metric(metric_name)
-    board, oof, ensemble_family, cap = _inputs(folder)
+    board, oof = _inputs(folder)
     ranked = sorted((r for r in board if r["status"] == "ok" and r["val_score"] is not None
-                     and r["family"] in oof and r["family"] != ensemble_family and r["family"] != "sklearn:dummy"),
-                    key=lambda r: r["val_score"], reverse=metric.greater_is_better)[:cap]
+                     and r["family"] in oof and r["family"] not in (FAMILY, "sklearn:dummy")),
+                    key=lambda r: r["val_score"], reverse=metric.greater_is_better)[:MAX_FINALISTS]
     names = [r["family"] for r in ranked]
-    held = {n: pd.read_parquet(folder / FOLDER / f"{n.replace(':', '__')}.parquet") for n in names}
+    held = [pd.read_parquet(folder / FOLDER / f"{n.replace(':', '__')}.parquet") for n in names]
+    held = [h.reindex(columns=held[0].columns, fill_value=0.0) for h in held]
     y, groups = oof[names[0]][1], oof[names[0]][2]
     predictions = [oof[n][0] for n in names]
-    out = {"single": score(split, task, held[names[0]])[1]}
+    out = {"single": score(split, task, held[0])[1]}
     for kind in kinds:
         w = weights(kind, predictions, y, groups, metric, seed=0)
         val = fold_score(metric, y, blend(predictions, w), groups)
-        frames = [held[n].reindex(columns=held[names[0]].columns, fill_value=0.0) for n in names]
-        blended = sum(wi * f for wi, f in zip(w, frames))
+        blended = sum(wi * f for wi, f in zip(w, held))
         out[f"{kind}:blend"] = score(split, task, blended)[1]
         out[kind] = out[f"{kind}:blend"] if metric.better(val, ranked[0]["val_score"]) else out["single"]
         out[f"{kind}:members"] = int((w > 0).sum())

@@ -4,6 +4,7 @@ Postgres databases, its own api-server port and home; torn down afterwards.
 Its DAG folder is the repo's dags/ plus the test-only DAGs of tests/cluster/dags/ (a model
 family that always raises)."""
 
+import functools
 import json
 import os
 import shutil
@@ -218,7 +219,7 @@ def _stop_service(cluster, name: str, timeout: float = 30) -> None:
     import os
     import signal
 
-    alive = _cluster_script()._alive
+    alive = cluster_script()._alive
     pid = int((cluster.home / "pids" / f"{name}.pid").read_text())
     if alive(pid):
         os.killpg(pid, signal.SIGTERM)
@@ -229,7 +230,9 @@ def _stop_service(cluster, name: str, timeout: float = 30) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _cluster_script():
+@functools.cache
+def cluster_script():
+    """airflow_config/cluster.py as a module (it is a script, not a package's)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("dagml_cluster_script", CLUSTER)

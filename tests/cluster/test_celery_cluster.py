@@ -6,6 +6,11 @@ from dagml.store.results import ResultsStore
 
 pytestmark = pytest.mark.cluster
 
+# Three of breast_cancer's seven families: searches long enough for a broker restart or a killed
+# worker to land in the middle of one, fewer of them to wait for.
+FEW = ("elastic_net", "knn", "random_forest")
+FEW_ROWS = sorted(f"sklearn:{f}" for f in ("dummy", *FEW))  # and the baseline's, always searched
+
 
 def _rows_of(results: ResultsStore, dag_id: str, run_id: str) -> list[dict]:
     """The leaderboard of one DAG run: a manual run of an unscheduled DAG trains on the partition of
@@ -61,10 +66,6 @@ def test_a_redis_restart_during_a_run_does_not_stop_it(cluster, redis_server):
     assert sorted(r["family"] for r in rows) == FEW_ROWS and all(r["status"] == "ok" for r in rows)
 
 
-# Three of breast_cancer's seven families: searches long enough for a broker restart or a killed
-# worker to land in the middle of one, fewer of them to wait for.
-FEW = ("elastic_net", "knn", "random_forest")
-FEW_ROWS = sorted(f"sklearn:{f}" for f in ("dummy", *FEW))  # and the baseline's, always searched
 REASON = "RuntimeError: always_raises raises by design"  # tests/cluster/dags/raising.py (not imported here:
 # it would register its family in this process, for the tests that run after)
 

@@ -1,23 +1,13 @@
 """airflow_config/cluster.py's own duties: start what is missing, stop exactly what it started."""
 
 import argparse
-import functools
-import importlib.util
 import time
 
 import pytest
 
-from tests.cluster.conftest import CLUSTER, _free_port
+from tests.cluster.conftest import _free_port, cluster_script as _script
 
 pytestmark = pytest.mark.cluster
-
-
-@functools.cache
-def _script():
-    spec = importlib.util.spec_from_file_location("cluster_script", CLUSTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _answers(port: int) -> bool:
