@@ -159,10 +159,13 @@ def ui_server(airflow_db, tmp_path_factory):
         runs = {dag_id: _recorded_run(dag_id) for dag_id in (DONE, HIDDEN, FAILED, SEARCHING)}
         yield UIServer(base, log, env, runs)
     finally:
-        for proc in (server, searching):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        # the searching run is thrown away: stopped at once (it would wait out its trial on SIGTERM)
+        if searching.poll() is None:
+            os.killpg(searching.pid, signal.SIGKILL)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        searching.wait()
