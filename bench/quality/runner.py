@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from exchange import PREDICTION, TARGET, read_split, write_info  # noqa: E402
+import continue_leaders  # noqa: E402
 import variants  # noqa: E402
 
 # The metric each system optimises is the one it is scored by.
@@ -158,12 +159,15 @@ def run_dagml(train, test, task, budget, seed, workdir, families=None):
     from dagml.predictors import load_verified
 
     config = dagml_config(workdir / "train.parquet", task, budget, seed, families)
+    full, config = config, continue_leaders.first_round(config)  # the same config unless that experiment is on
     stores, keys, prepared = prepared_run(config, workdir, f"bench-seed{seed}")
     for entry in config.families:  # one worker slot: the searches one after another
         try:
             tasks.search_family(config, entry.name, prepared, keys, stores)
         except Exception as exc:  # a failed family is a leaderboard row, as in a DAG run
             print(f"dagml: {entry.name} failed: {exc}", file=sys.stderr)
+    if config is not full:
+        continue_leaders.second_round(full, prepared, keys, stores)
     import inspect
 
     # select needs the prepared data to offer its ensemble row (a dagml from before it does not take it)
