@@ -2,7 +2,10 @@
 leaders continue"): the searches first share part of ``budget.total_seconds``, then the families
 with the best validation scores search on with the rest, their trials resumed as a retried
 search resumes them. Off unless ``DAGML_BENCH_CONTINUE_RESERVE`` is set (the share kept back, e.g.
-0.6); ``DAGML_BENCH_CONTINUE_TOP`` says how many families continue (1).
+0.6); ``DAGML_BENCH_CONTINUE_TOP`` says how many families continue (1);
+``DAGML_BENCH_CONTINUE_HOLDOUT=1`` holds back only on holdout-validated partitions, and
+``DAGML_BENCH_CONTINUE_ON_TOP=1`` gives each leader its part of the rest on top of what it spent
+(else the leaders' ledger shares are of the rest plus what they spent, by cost).
 
 The runner calls ``first_round`` before the searches and ``second_round`` after them, through
 dagml's own task functions and ledger; nothing in dagml changes.
@@ -12,14 +15,20 @@ from __future__ import annotations
 
 import os
 import sys
+from unittest import mock
 
 RESERVE, TOP = "DAGML_BENCH_CONTINUE_RESERVE", "DAGML_BENCH_CONTINUE_TOP"
+HOLDOUT_ONLY, ON_TOP = "DAGML_BENCH_CONTINUE_HOLDOUT", "DAGML_BENCH_CONTINUE_ON_TOP"
 
 
-def first_round(config):
-    """``config`` with its total seconds cut by the reserve (``config`` itself when it is off)."""
+def first_round(config, rows: int):
+    """``config`` with its total seconds cut by the reserve (``config`` itself when it is off). With
+    ``DAGML_BENCH_CONTINUE_HOLDOUT=1`` only a partition of ``rows`` that dagml validates on a holdout
+    (the larger ones, where a trial is dear) holds seconds back."""
     reserve = float(os.environ.get(RESERVE, "0"))
     if not reserve or not config.budget.total_seconds:
+        return config
+    if os.environ.get(HOLDOUT_ONLY) == "1" and config.split.resolved(rows) != "holdout":
         return config
     budget = config.budget.model_copy(update={"total_seconds": config.budget.total_seconds * (1 - reserve)})
     return config.model_copy(update={"budget": budget})
@@ -50,12 +59,17 @@ def second_round(config, prepared, keys, stores) -> None:
     config = config.model_copy(update={
         "families": [e for e in config.families if e.name in leaders],
         "budget": config.budget.model_copy(update={"total_seconds": rest + sum(spent[f] for f in leaders)})})
+    weights = tasks._costs(config)
+    if os.environ.get(ON_TOP) == "1":  # each leader's part of the rest on top of what it spent (the
+        # ledger's shares are total x weight / sum of weights: weights of spent + part make them so)
+        weights = {f: spent[f] + rest * c / sum(weights.values()) for f, c in weights.items()}
     print(f"dagml: {', '.join(leaders)} continue with {rest:.1f} s", file=sys.stderr)
-    for family in leaders:
-        try:
-            tasks.search_family(config, family, prepared, keys, stores)
-        except Exception as exc:  # its row says failed, as a failed search's does
-            print(f"dagml: {family} failed on continuing: {exc}", file=sys.stderr)
+    with mock.patch.object(tasks, "_costs", lambda _config: weights):
+        for family in leaders:
+            try:
+                tasks.search_family(config, family, prepared, keys, stores)
+            except Exception as exc:  # its row says failed, as a failed search's does
+                print(f"dagml: {family} failed on continuing: {exc}", file=sys.stderr)
 
 
 def _again_if_cut(stores, keys, prepared, family: str) -> None:

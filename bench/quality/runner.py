@@ -159,7 +159,7 @@ def run_dagml(train, test, task, budget, seed, workdir, families=None):
     from dagml.predictors import load_verified
 
     config = dagml_config(workdir / "train.parquet", task, budget, seed, families)
-    full, config = config, continue_leaders.first_round(config)  # the same config unless that experiment is on
+    full, config = config, continue_leaders.first_round(config, len(train))  # the same unless that experiment is on
     stores, keys, prepared = prepared_run(config, workdir, f"bench-seed{seed}")
     for entry in config.families:  # one worker slot: the searches one after another
         try:
