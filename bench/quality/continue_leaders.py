@@ -42,11 +42,10 @@ def second_round(config, prepared, keys, stores) -> None:
     from dagml.budget import Ledger
     from dagml.config import BASELINE_FAMILY
     from dagml.metrics import get_metric
+    from dagml.selection import rank
 
-    metric = get_metric(prepared["metric"])
-    rows = [r for r in stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)
-            if r["status"] == "ok" and r["family"] != BASELINE_FAMILY and r["val_score"] is not None]
-    leaders = [r["family"] for r in sorted(rows, key=lambda r: metric.loss(r["val_score"]))]
+    rows = rank(stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id), get_metric(prepared["metric"]))
+    leaders = [r["family"] for r in rows if r["status"] == "ok" and r["family"] != BASELINE_FAMILY]
     leaders = leaders[:int(os.environ.get(TOP, "1"))]
     if not leaders:
         return
