@@ -66,15 +66,12 @@ def run_scores(folder: Path, split: Split, task: str, metric_name: str, kinds: l
     blend as chosen over it by validation score (``kind:blend``: the blend whatever validation says)."""
     import pandas as pd
 
-    from dagml.config import BASELINE_FAMILY
-    from dagml.ensemble import FAMILY, MAX_FINALISTS, blend, fold_score
+    from dagml.ensemble import blend, finalists, fold_score
     from dagml.metrics import get_metric
-    from dagml.selection import rank
 
     metric = get_metric(metric_name)
     board, oof = _inputs(folder)
-    ranked = [r for r in rank(board, metric) if r["status"] == "ok" and r["family"] in oof
-              and r["family"] not in (FAMILY, BASELINE_FAMILY)][:MAX_FINALISTS]  # as dagml.tasks picks them
+    ranked = finalists(board, metric, has_predictions=lambda row: row["family"] in oof)  # as dagml.tasks picks them
     names = [r["family"] for r in ranked]
     held = [pd.read_parquet(folder / FOLDER / f"{n.replace(':', '__')}.parquet") for n in names]
     held = [h.reindex(columns=held[0].columns, fill_value=0.0) for h in held]

@@ -23,6 +23,17 @@ MAX_FINALISTS = 20
 ROUNDS = 25
 
 
+def finalists(rows: list[dict], metric: Metric, has_predictions=lambda row: bool(row.get("predictions_uri"))) -> list[dict]:
+    """The leaderboard rows a blend is chosen over, best first: the ``MAX_FINALISTS`` best ok rows
+    with out-of-fold predictions, never an earlier blend nor the baseline (it predicts a constant:
+    nothing a blend should rely on)."""
+    from dagml.config import BASELINE_FAMILY
+    from dagml.selection import rank
+
+    return [r for r in rank(rows, metric) if r["status"] == "ok" and has_predictions(r)
+            and r["family"] not in (FAMILY, BASELINE_FAMILY)][:MAX_FINALISTS]
+
+
 def fold_scores(metric: Metric, y, predictions, groups) -> list[float]:
     """The metric on each validation fold's rows, in the order of the folds' labels."""
     return [float(metric(y[groups == g], predictions[groups == g])) for g in np.unique(groups)]

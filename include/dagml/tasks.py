@@ -493,12 +493,8 @@ def _offer_ensemble(config, rows: list[dict], metric, prepared: dict, keys: RunK
     families (by validation score, with out-of-fold predictions) is possible. It competes like any
     row; building it failing is a failed row of its own, never the run's failure."""
     from dagml import ensemble
-    from dagml.config import BASELINE_FAMILY
-    from dagml.selection import rank
 
-    # the baseline predicts a constant: it adds nothing a blend should rely on
-    finalists = [r for r in rank(rows, metric) if r["status"] == "ok" and r.get("predictions_uri")
-                 and r["family"] not in (ensemble.FAMILY, BASELINE_FAMILY)][:ensemble.MAX_FINALISTS]
+    finalists = ensemble.finalists(rows, metric)
     if len(finalists) < 2:
         log.info("no ensemble: %d family(ies) with out-of-fold predictions", len(finalists))
         return

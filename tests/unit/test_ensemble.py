@@ -199,3 +199,12 @@ def test_every_family_with_out_of_fold_predictions_is_a_candidate_best_first(mon
     monkeypatch.setattr(tasks, "_ensemble_row", lambda config, finalists, *args: offered.extend(finalists))
     tasks._offer_ensemble(None, rows, metric, {}, None, None)
     assert [r["family"] for r in offered] == [f"sklearn:f{i}" for i in range(8)]
+
+
+def test_finalists_are_capped_and_never_hold_an_earlier_blend():
+    metric = get_metric("rmse")
+    rows = [{"family": f"sklearn:f{i:02d}", "status": "ok", "val_score": float(i), "predictions_uri": "p"}
+            for i in range(ensemble.MAX_FINALISTS + 5)]
+    rows.append({"family": ensemble.FAMILY, "status": "ok", "val_score": -1.0, "predictions_uri": "p"})
+    chosen = ensemble.finalists(rows, metric)
+    assert [r["family"] for r in chosen] == [f"sklearn:f{i:02d}" for i in range(ensemble.MAX_FINALISTS)]
