@@ -142,6 +142,7 @@ def test_a_finite_conditional_space_visits_each_distinct_point():
 # A point whose full fit takes far longer than the trial's 6 s (2,000 trees or rounds on 26 classes).
 DEAR_POINTS = {
     "sklearn:random_forest": ("n_estimators", {"n_estimators": 2000, "max_features": 1.0, "min_samples_leaf": 1}),
+    "sklearn:extra_trees": ("n_estimators", {"n_estimators": 2000, "max_features": 1.0, "min_samples_leaf": 1}),
     "sklearn:hist_gradient_boosting": ("max_iter", {"learning_rate": 0.01, "max_iter": 2000, "max_leaf_nodes": 31,
                                                     "min_samples_leaf": 20, "l2_regularization": 1e-5}),
     "sklearn:lightgbm": ("max_rounds", {"learning_rate": 0.01, "num_leaves": 31, "min_child_samples": 20,
@@ -180,7 +181,8 @@ def test_a_fit_the_time_limit_would_kill_stops_itself_and_still_scores(key, many
     started = time.monotonic()
     with threads.limit(1):
         predictions, cut_short, _ = call_with_time_limit(
-            lambda: _fold_predictions(family, point, [many_classes], "multiclass", 26, 0), 6.0)
+            lambda: _fold_predictions(family, point, [many_classes], "multiclass", 26, 0), 6.0,
+            soft_share=family.deadline_share)  # as a search calls it
     assert time.monotonic() - started < 6.0
     assert predictions[0].shape == (2000, 26) and np.allclose(predictions[0].sum(axis=1), 1.0)
     assert 1 <= cut_short[size] < 2000
