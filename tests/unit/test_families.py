@@ -276,3 +276,19 @@ def test_catboost_takes_categorical_columns_as_codes_first_and_scores_raw_rows(t
     pre = build_preprocessor(own, scale=False).fit(df[own["features"]][:300])
     X_new = pre.transform(df[own["features"]][350:])
     np.testing.assert_allclose(family.model_class.load(tmp_path).predict(X_new), model.predict(X_new))
+
+
+def test_the_elastic_nets_first_point_on_many_one_hot_columns_fits_well_within_a_short_share():
+    """Its first points are pure L2, which lbfgs fits in a fraction of a second on 360 one-hot-like
+    columns (as dna); saga took 10 s to its iteration cap here, and its 5 folds on satellite were
+    killed at elastic net's 2.7 s share, so the family scored nothing."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, size=(1900, 360)).astype(float)
+    y = np.argmax(X[:, :20] @ rng.normal(size=(20, 3)) + rng.gumbel(size=(1900, 3)), axis=1)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    fold = Fold(X[:1520], y[:1520], X[1520:], y[1520:])
+    result = search(get_family("sklearn:elastic_net")(), [fold], "multiclass", 3, get_metric("log_loss"),
+                    max_evals=3, seconds=3.0, seed=0)
+    first = result.trials[:2]  # the first points, both pure L2
+    assert [t["params"]["l1_ratio"] for t in first] == [0.0, 0.0]
+    assert [t["status"] for t in first] == ["ok", "ok"], [t["error"] for t in first]

@@ -388,3 +388,27 @@ def test_a_refit_that_fails_keeps_the_promotion_and_says_why(tmp_path, stores):
     assert "/refit/" in champion["refit_error"]  # names the path it could not write
     assert stores.results.run(keys.dag_id, keys.partition)["refit_error"] == champion["refit_error"]
     load_verified(stores.artifacts, champion["model_uri"], champion["model_sha256"])
+
+
+def test_a_holdout_leaderboards_validation_score_is_its_stored_models_on_the_validation_rows(tmp_path, stores):
+    """With holdout the best trial's model is the family's, and the search's score for it is the
+    leaderboard's (not predicted again outside the family's seconds): the stored archive, shrinkage
+    and all, scores the same on the validation rows."""
+    from dagml.metrics import get_metric
+    from dagml.prepare import encode_target
+
+    path = tmp_path / "d.csv"
+    _frame(n=400).to_csv(path, index=False)
+    config = _config(path, families=["elastic_net", "random_forest", "knn"], metric="log_loss",
+                     split={"validation": "holdout"}, ensemble=False)
+    keys, prepared, _, _ = run_tasks(config, stores)
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    valid, metric = df[roles == "valid"], get_metric("log_loss")
+    rows = [r for r in stores.results.leaderboard(keys.dag_id, keys.partition) if r["status"] == "ok"]
+    assert {r["family"] for r in rows} >= {"sklearn:elastic_net", "sklearn:random_forest", "sklearn:knn"}
+    for row in rows:
+        stored = load_verified(stores.artifacts, row["model_uri"], row["model_sha256"])
+        again = metric(encode_target(valid["y"], recipe), tasks._raw(stored, valid, recipe))
+        assert again == pytest.approx(row["val_score"], rel=1e-5), row["family"]

@@ -147,8 +147,11 @@ class ElasticNet(SklearnFamily):
 
         if task == "regression":
             return SkElasticNet(alpha=params["alpha"], l1_ratio=params["l1_ratio"], max_iter=5000, random_state=seed)
+        # saga is the solver for an L1 part; a pure L2 point (the first points) takes lbfgs, 10-20
+        # times faster to the same fit: saga's 5 folds on satellite outlasted elastic net's share
+        solver = "lbfgs" if params["l1_ratio"] == 0 else "saga"
         return LogisticRegression(
-            C=params["C"], l1_ratio=params["l1_ratio"], solver="saga", max_iter=2000, random_state=seed
+            C=params["C"], l1_ratio=params["l1_ratio"], solver=solver, max_iter=2000, random_state=seed
         )
 
 
