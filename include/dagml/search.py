@@ -189,7 +189,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
 
     n_rows, n_cols = folds[0].X_train.shape
     space = family.space(task, n_rows, n_cols)
-    state = {"i": 0, "best": None}
+    state = {"i": 0, "best": None, "fastest": math.inf}  # the fastest trial that scored
     name = family.key()
 
     @fmin_pass_expr_memo_ctrl  # to see the trial itself: was it a warm-start point?
@@ -239,6 +239,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         if report is not None and state.get("report") is None:
             state["report"] = report
             log.info("%s trial %s used native threads: %s", name, of, threads.describe(report))
+        state["fastest"] = min(state["fastest"], elapsed)
         if state["best"] is None or metric.better(score, state["best"]):
             state.update(best=score, best_predictions=predictions, best_model=model, best_seconds=elapsed)
         log.info("%s trial %s: %s %.5f (best %.5f) in %.2f s%s", name, of, metric.name, score, state["best"],
@@ -249,8 +250,9 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     trials = _load_trials(trials_path)
     if trials is not None:
         state["i"] = len(trials.trials)
-        done = [t["result"]["score"] for t in trials.trials if t["result"].get("status") == STATUS_OK]
-        state["best"] = (max if metric.greater_is_better else min)(done) if done else None
+        ok = [t["result"] for t in trials.trials if t["result"].get("status") == STATUS_OK]
+        state["best"] = (max if metric.greater_is_better else min)(r["score"] for r in ok) if ok else None
+        state["fastest"] = min([state["fastest"], *(r["seconds"] for r in ok if r.get("seconds"))])
     grid = grid_points(space)
     if grid is not None:  # a finite space (the baseline's): each point once, no warm start needed
         if max_evals > len(grid):
@@ -266,6 +268,14 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
     def time_left() -> float:  # for trials: what the refit of the best point so far will need is kept
         return clock.remaining() - refit_seconds(state.get("best_seconds"), len(folds))
 
+    def done() -> bool:
+        """Out of time, or, for trials under a hard limit, with less left than the family's fastest
+        trial took: such a trial is killed with nothing to show (on satellite the last trials of
+        six families were), and what its seconds would have bought goes to the families still
+        searching."""
+        left = time_left()
+        return left <= 0 or (family.hard_time_limit and math.isfinite(state["fastest"]) and left < state["fastest"])
+
     if family.hard_time_limit:
         for module in family.modules:
             importlib.import_module(module)
@@ -274,7 +284,7 @@ def search(family: Family, folds: list[Fold], task: str, n_classes: int, metric:
         with threads.limit(1):
             fmin(
                 objective, space, algo=_grid_search(space, grid) if grid is not None else tpe.suggest,
-                max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (time_left() <= 0, []),
+                max_evals=max_evals, trials=trials, early_stop_fn=lambda *_: (done(), []),
                 rstate=np.random.default_rng(seed + len(trials.trials)), show_progressbar=False,
                 return_argmin=False,
             )

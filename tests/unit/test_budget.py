@@ -60,15 +60,32 @@ def test_a_function_past_its_time_is_stopped_and_one_within_returns_its_value():
     assert time.monotonic() - started < 2
 
 
+def slow_first(*seconds):
+    """A ``Slow`` family whose first points take these seconds, in order."""
+    family = slow(min(seconds), max(seconds))
+    family.init_points = lambda task: [{"seconds": s} for s in seconds]
+    return family
+
+
 def test_the_trial_running_when_the_time_is_up_is_stopped_and_the_search_ends_on_time(caplog):
     with caplog.at_level(logging.INFO, logger="dagml.search"):
-        # trials of 1.2-1.3 s: the third starts about 2.5 s in and is running when the 3 s are up
-        # (shorter ones could end a hair before the end, and the search then stop between trials)
-        result = search(slow(1.2, 1.3), FOLDS, "binary", 2, AUC, max_evals=100, seconds=3, seed=0)
+        # trials of 0.5 and 0.6 s, then one of 5 s, started with about 1.9 s left: running when the 3 s are up
+        result = search(slow_first(0.5, 0.6, 5.0), FOLDS, "binary", 2, AUC, max_evals=100, seconds=3, seed=0)
     assert result.seconds < 3 * 1.05 + 0.1  # hyperopt's own timeout would let the last trial finish
     assert result.n_trials - result.n_failed == 2
     assert result.trials[-1]["status"] == "failed" and "stopped after" in result.trials[-1]["error"]
     assert "stopped after" in caplog.text
+
+
+def test_no_trial_starts_with_less_time_left_than_the_familys_fastest_trial_took():
+    """Trials of 1.2-1.3 s in 3 s: the third would start with about 0.5 s left and be killed with
+    nothing to show; the search ends instead, its clock keeping those seconds for the others."""
+    from dagml.budget import FamilyBudget
+
+    clock = FamilyBudget(3.0)
+    result = search(slow(1.2, 1.3), FOLDS, "binary", 2, AUC, max_evals=100, seconds=0, seed=0, clock=clock)
+    assert (result.n_trials, result.n_failed) == (2, 0)
+    assert 0.2 < clock.remaining() < 0.8
 
 
 def test_a_family_whose_first_trial_outlasts_the_budget_fails_saying_so():
