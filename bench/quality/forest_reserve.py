@@ -14,34 +14,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from datasets import read_list  # noqa: E402
-from exchange import TARGET  # noqa: E402
-from runner import prepared_run  # noqa: E402
+from runner import search_fold  # noqa: E402
 
 FAMILIES = ("sklearn:extra_trees", "sklearn:random_forest")
 TREES = (25, 50, 100, 200)
-
-
-def fold(split: Path, family_key: str):
-    """The first validation fold a search of ``family_key`` on this split's training rows builds."""
-    from dagml import tasks
-    from dagml.config import DatasetConfig
-
-    task = next(d.task for d in read_list() if d.name == split.parent.name)  # <work>/<dataset>/seed<k>
-    folder = Path(tempfile.mkdtemp(prefix="forest-reserve-"))
-    (folder / "train.parquet").write_bytes((split / "train.parquet").read_bytes())
-    config = DatasetConfig(name="forest_reserve", source={"uri": str(folder / "train.parquet")}, target=TARGET,
-                           task=task, families=[family_key], seed=int(split.name.removeprefix("seed")), warm_start=False)
-    stores, keys, prepared = prepared_run(config, folder, "reserve")
-    family = tasks._family(family_key, prepared["task"])
-    recipe = family.adopt(stores.artifacts.read_json(prepared["recipe_uri"]))
-    data = tasks._training_data(config, family, prepared, recipe, stores)
-    return family, prepared, data.folds()[0]
 
 
 def measure(family, prepared, fold, trees: int) -> tuple[float, float]:
@@ -68,7 +48,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for split in args.splits:
         for key in FAMILIES:
-            family, prepared, first = fold(split, key)
+            family, prepared, first = search_fold(split, key)
             for trees in TREES:
                 grow, after = measure(family, prepared, first, trees)
                 name = f"{split.parent.name}/{split.name}"

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from forest_reserve import fold  # noqa: E402
+from runner import search_fold  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     print("| split | rows x columns | point | solver | seconds | log loss |")
     print("|---|---|---|---|---|---|")
     for split in args.splits:
-        family, prepared, first = fold(split, "sklearn:elastic_net")
+        family, prepared, first = search_fold(split, "sklearn:elastic_net")
         for point in family.init_points(prepared["task"]):
             for solver in ("saga", "lbfgs"):
                 est = family.estimator(point, prepared["task"], 0).set_params(solver=solver)

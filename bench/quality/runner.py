@@ -152,6 +152,27 @@ def prepared_run(config, workdir: Path, run_id: str):
     return stores, keys, tasks.prepare(config, loaded, summary, keys, stores)
 
 
+def search_fold(split: Path, family_key: str):
+    """(the family, the prepared run, the first validation fold a search of ``family_key`` builds) on
+    a harness split folder's training rows (``<work>/<dataset>/seed<k>``), prepared as a run does."""
+    from dagml import tasks
+    from dagml.config import DatasetConfig
+
+    from datasets import read_list
+
+    task = next(d.task for d in read_list() if d.name == split.parent.name)
+    folder = Path(tempfile.mkdtemp(prefix="search-fold-"))
+    (folder / "train.parquet").write_bytes((split / "train.parquet").read_bytes())
+    config = DatasetConfig(name="search_fold", source={"uri": str(folder / "train.parquet")}, target=TARGET,
+                           task=task, families=[family_key], seed=int(split.name.removeprefix("seed")),
+                           warm_start=False)
+    stores, keys, prepared = prepared_run(config, folder, "search-fold")
+    family = tasks._family(family_key, prepared["task"])
+    recipe = family.adopt(stores.artifacts.read_json(prepared["recipe_uri"]))
+    data = tasks._training_data(config, family, prepared, recipe, stores)
+    return family, prepared, data.folds()[0]
+
+
 def run_dagml(train, test, task, budget, seed, workdir, families=None):
     """The DAG's task functions in the DAG's order (``prepared_run``, then the searches, select and
     promote); the promoted champion predicts the test rows."""

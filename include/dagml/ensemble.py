@@ -23,7 +23,8 @@ MAX_FINALISTS = 20
 ROUNDS = 25
 
 
-def finalists(rows: list[dict], metric: Metric, has_predictions=lambda row: bool(row.get("predictions_uri"))) -> list[dict]:
+def finalists(rows: list[dict], metric: Metric,
+              has_predictions=lambda row: bool(row.get("predictions_uri"))) -> list[dict]:
     """The leaderboard rows a blend is chosen over, best first: the ``MAX_FINALISTS`` best ok rows
     with out-of-fold predictions, never an earlier blend nor the baseline (it predicts a constant:
     nothing a blend should rely on)."""

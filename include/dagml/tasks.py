@@ -425,7 +425,7 @@ def _search_family(config, family_key, prepared, keys, stores, shard: shards.Sha
         return metric(y, model.predict(X))
 
     # k-fold: the folds' mean; holdout with the best trial's model kept: that trial scored these very
-    # rows (predicting them again cost an SVM on diamonds 1.6 s outside its seconds)
+    # rows (predicting them again cost an SVM on diamonds about 1.5 s outside its seconds)
     val_score = score("valid") if data.has("valid") and not kept else result.best_score
     test_score = score("test")
     origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id,
