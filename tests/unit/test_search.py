@@ -266,6 +266,38 @@ def test_a_grown_fit_with_time_to_spare_reaches_its_set_size_whatever_is_left_of
     assert call_with_time_limit(grow, 10.0) == (None, 107)
 
 
+def test_hist_gradient_boosting_stops_at_its_deadline_with_the_trees_a_plain_fit_of_that_size_grows(letter_sized):
+    """It has no callback: the deadline is its early-stopping score, so its one fit ends within an
+    iteration of the deadline (warm-started calls, as the forests grow, could end a whole call past
+    it), the stored model keeps no clock, and the refit of the size it reached, outside any limit,
+    is the same model."""
+    import pickle
+    import time
+
+    from dagml import threads
+    from dagml.time_limit import Deadline, call_with_time_limit
+
+    family = get_family("sklearn:hist_gradient_boosting")()
+    point = DEAR_POINTS["sklearn:hist_gradient_boosting"][1] | {"learning_rate": 0.1}
+    fold = letter_sized
+
+    def fit():
+        deadline = Deadline.now()
+        model = family.fit(point, fold.X_train, fold.y_train, "multiclass", 26, 0)
+        past_deadline = time.monotonic() - deadline.at
+        return pickle.dumps(model), past_deadline
+
+    with threads.limit(1):
+        stored, past_deadline = call_with_time_limit(fit, 4.0, soft_share=family.deadline_share)
+        model = pickle.loads(stored)
+        reached = model.cut_short["max_iter"]
+        refit = family.fit(point | {"max_iter": reached}, fold.X_train, fold.y_train, "multiclass", 26, 0)
+    assert 5 < reached < 2000 and 0 <= past_deadline < 0.3
+    assert model.estimator.n_iter_ == reached and not model.estimator.early_stopping
+    assert model.estimator.scoring == "loss" and model.estimator._scorer is None
+    np.testing.assert_allclose(model.predict(fold.X_valid), refit.predict(fold.X_valid))
+
+
 def test_a_search_keeps_the_size_a_cut_short_best_trial_reached(many_classes):
     result = search(get_family("sklearn:random_forest")(), [many_classes], "multiclass", 26, get_metric("log_loss"),
                     max_evals=1, seconds=2.0, seed=0)
