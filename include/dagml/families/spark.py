@@ -23,10 +23,18 @@ from dagml.families.base import hyperopt_parts as _hp
 @lru_cache(maxsize=1)
 def session():
     """One Spark session per worker process (starting one costs seconds)."""
+    import logging
+
     from pyspark.sql import SparkSession
 
     from dagml.settings import spark_master
 
+    # A trial forked from this process (``dagml.time_limit``) drops, inside os.fork(), the py4j
+    # connections of this process's other threads, and py4j logs "Closing down clientserver
+    # connection" before the child's logging locks are renewed: a lock another thread held at the
+    # fork is never released, and the child hangs until its limit kills it (the dear-point tests
+    # CI failed after the Spark tests; docs "A trial forked after Spark"). py4j's info lines stay off.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return (SparkSession.builder.master(spark_master()).appName("dagml")
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", "4")
