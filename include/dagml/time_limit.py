@@ -15,6 +15,7 @@ point is dear on large data still returns a model (fewer trees) instead of nothi
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import select
@@ -30,6 +31,7 @@ from dagml.errors import OutOfMemory
 # this share of its limit (by default: a family may need more room, ``Family.deadline_share``),
 # leaving time to predict the validation rows and send them back.
 SOFT_SHARE = 0.8
+PIPE_BYTES = 1 << 20
 _deadline: float | None = None  # monotonic; set only in a time-limited child
 _room = float("inf")  # seconds from the child's deadline to its kill
 
@@ -101,6 +103,10 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
     if seconds is not None and seconds <= 0:
         raise TimeLimitExceeded("no time left in the budget")
     read_fd, write_fd = os.pipe()
+    try:  # a model of a few hundred MB crosses in 1 MB steps rather than the default 64 kB
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, AttributeError):  # not Linux, or above the system's pipe-max-size
+        pass
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller's code
@@ -111,23 +117,36 @@ def call_with_time_limit(fn, seconds: float | None, memory_mb: float | None = No
         _child(fn, write_fd, memory_mb, parent)
     os.close(write_fd)
     deadline = None if seconds is None else time.monotonic() + seconds
-    chunks, status = [], 0
-    try:
-        while True:
+
+    def read_into(view) -> bool:
+        """Fill ``view`` from the pipe; False when the child ended first. Past the deadline: kill."""
+        got = 0
+        while got < len(view):
             left = None if deadline is None else deadline - time.monotonic()
             if (left is not None and left <= 0) or not select.select([read_fd], [], [], left)[0]:
                 os.kill(pid, signal.SIGKILL)
                 raise TimeLimitExceeded(f"stopped after {seconds:.1f} s, the time left in the budget")
-            chunk = os.read(read_fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+            n = os.readv(read_fd, [view[got:]])
+            if n == 0:
+                return False
+            got += n
+        return True
+
+    status, payload = 0, None
+    try:
+        count = bytearray(8)
+        if read_into(memoryview(count)):
+            sizes = bytearray(8 * int.from_bytes(count, "little"))
+            if read_into(memoryview(sizes)):
+                parts = [bytearray(int.from_bytes(sizes[i:i + 8], "little")) for i in range(0, len(sizes), 8)]
+                if all(read_into(memoryview(part)) for part in parts):
+                    payload = parts
     finally:
         os.close(read_fd)
         status = os.waitpid(pid, 0)[1]
-    if not chunks:
+    if payload is None:
         raise _died(status)
-    ok, value, error, out_of_memory = pickle.loads(b"".join(chunks))
+    ok, value, error, out_of_memory = pickle.loads(payload[0], buffers=payload[1:])
     if ok:
         return value
     if out_of_memory:
@@ -202,9 +221,15 @@ def _child(fn, write_fd, memory_mb: float | None, parent: int) -> None:
             except Exception:  # noqa: BLE001  (an exception that does not pickle crosses as its message)
                 error = None
             payload = (False, f"{type(exc).__name__}: {exc}", error, isinstance(exc, MemoryError))
-        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        # arrays (a forest's trees, predictions) cross as they lie in memory, not copied into the pickle
+        buffers = []
+        head = pickle.dumps(payload, protocol=5, buffer_callback=buffers.append)
+        parts = [memoryview(head), *(b.raw() for b in buffers)]
+        sizes = [len(parts)] + [part.nbytes for part in parts]
         with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(data)
+            pipe.write(b"".join(n.to_bytes(8, "little") for n in sizes))
+            for part in parts:
+                pipe.write(part)
     except MemoryError:  # the result itself did not fit (pickling copies it) under memory_mb
         code = _EXIT_OUT_OF_MEMORY
     except BaseException:  # noqa: BLE001

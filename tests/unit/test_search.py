@@ -140,13 +140,9 @@ def test_a_finite_conditional_space_visits_each_distinct_point():
 
 
 # A point whose full fit takes far longer than the trial's 6 s (2,000 trees or rounds on 26 classes).
-# Extra trees is not among them: its first point on 26 classes sends back a model of a few hundred
-# MB, which took seconds to cross into the loaded suite process, so its 2 s and 4 s searches were
-# killed in the CI at 34380b4 and pass alone (docs "A trial's result through the pipe": the pipe
-# change measured there is the remedy, its revert's reason being the hang of "A trial forked after
-# Spark").
 DEAR_POINTS = {
     "sklearn:random_forest": ("n_estimators", {"n_estimators": 2000, "max_features": 1.0, "min_samples_leaf": 1}),
+    "sklearn:extra_trees": ("n_estimators", {"n_estimators": 2000, "max_features": 1.0, "min_samples_leaf": 1}),
     "sklearn:hist_gradient_boosting": ("max_iter", {"learning_rate": 0.01, "max_iter": 2000, "max_leaf_nodes": 31,
                                                     "min_samples_leaf": 20, "l2_regularization": 1e-5}),
     "sklearn:lightgbm": ("max_rounds", {"learning_rate": 0.01, "num_leaves": 31, "min_child_samples": 20,
@@ -248,7 +244,7 @@ def test_a_grown_fit_whose_calls_slow_down_threefold_still_returns_before_the_ki
 
     def grow():
         est = _SlowsDown()
-        reached = _grow(est, "n_estimators", 25, None, None, Deadline.now())
+        reached = _grow(est, "n_estimators", None, None, Deadline.now())
         return reached, est.grown
 
     reached, grown = call_with_time_limit(grow, 4.0)
@@ -263,7 +259,7 @@ def test_a_grown_fit_with_time_to_spare_reaches_its_set_size_whatever_is_left_of
 
     def grow():
         est = _SlowsDown(n_estimators=107, per_unit=0.001)
-        return _grow(est, "n_estimators", 25, None, None, Deadline.now()), est.grown
+        return _grow(est, "n_estimators", None, None, Deadline.now()), est.grown
 
     assert call_with_time_limit(grow, 10.0) == (None, 107)
 

@@ -69,13 +69,16 @@ class SklearnFamily(Family):
 
     def grow(self, est, X, y, deadline) -> int | None:
         """Fit ``est`` growing ``grown`` until ``deadline``: the size reached if short of the set one."""
-        return _grow(est, self.grown, 25, X, y, deadline)
+        return _grow(est, self.grown, X, y, deadline)
 
 
-def _grow(est, name: str, step: int, X, y, deadline) -> int | None:
-    """Fit ``est`` with warm start, its ``name`` grown by up to ``step`` (a fifth of it first) to its
-    set value while the next call is expected to end before ``deadline`` (a ``time_limit.Deadline``);
-    the size reached if short of the set value.
+GROWTH_STEP = 25  # trees per warm-started call; a fifth of it first
+
+
+def _grow(est, name: str, X, y, deadline) -> int | None:
+    """Fit ``est`` with warm start, its ``name`` grown by up to ``GROWTH_STEP`` (a fifth of it
+    first) to its set value while the next call is expected to end before ``deadline`` (a
+    ``time_limit.Deadline``); the size reached if short of the set value.
 
     No call is expected to last longer than the deadline's room (the seconds from the deadline to
     the kill), so a call that overruns its estimate on a loaded machine still ends near the deadline
@@ -83,8 +86,8 @@ def _grow(est, name: str, step: int, X, y, deadline) -> int | None:
     well as from the average: a machine that gets busier slows the later calls."""
     import time
 
-    target = int(est.get_params()[name])
-    first, size, began = time.monotonic(), min(max(1, step // 5), target), 0
+    target, smallest_call = int(est.get_params()[name]), GROWTH_STEP // 5
+    first, size, began = time.monotonic(), min(smallest_call, target), 0
     est.set_params(warm_start=True)
     while True:
         started = time.monotonic()
@@ -96,10 +99,10 @@ def _grow(est, name: str, step: int, X, y, deadline) -> int | None:
         now = time.monotonic()
         per_unit = max((now - first) / size, (now - started) / (size - began))
         fits = int(min(deadline.at - now, deadline.room) / (1.2 * per_unit))
-        if fits < min(max(1, step // 5), target - size):  # no call worth making fits
+        if fits < min(smallest_call, target - size):  # no call worth making fits
             est.set_params(warm_start=False)
             return size
-        began, size = size, size + min(step, target - size, fits)
+        began, size = size, size + min(GROWTH_STEP, target - size, fits)
 
 
 class _UntilDeadline:
