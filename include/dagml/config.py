@@ -21,8 +21,11 @@ DEFAULTS_FILE = "_defaults.yaml"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: configs are read at every parse
 BASELINE_FAMILY = "sklearn:dummy"
 Task = Literal["binary", "multiclass", "regression"]
-# refit_full: auto refits below this many rows with a target (bench/quality is to settle the figure)
+# refit_full: auto refits below this many rows with a target, and on any holdout-validated partition
+# under a whole-run budget, which holds back REFIT_SHARE of its seconds for the refit (docs/benchmarks.md,
+# "Letter: the refit on all rows")
 REFIT_FULL_MAX_ROWS = 5000
+REFIT_SHARE = 0.3
 
 
 class _Strict(BaseModel):
@@ -131,7 +134,8 @@ class Budget(_Strict):
     seconds: float = Field(120, gt=0, le=7 * 24 * 3600)
     total_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600, description=(
         "the whole run's search seconds, shared by its families by their relative cost; when set, "
-        "`seconds` applies only to a family whose entry names it (as a cap)"))
+        "`seconds` applies only to a family whose entry names it (as a cap). On a partition validated by "
+        f"holdout, {REFIT_SHARE:.0%} of them pay for the refit on all rows (`refit_full`)"))
 
 
 MAX_THREADS = 256
@@ -263,7 +267,7 @@ class DatasetConfig(_Strict):
         "offer `ensemble:greedy`, a weighted mean of the best families' predictions, as one more leaderboard row"))
     refit_full: Literal["auto"] | bool = Field("auto", description=(
         "refit a promoted model on all the partition's rows with a target; auto: below "
-        f"{REFIT_FULL_MAX_ROWS} such rows"))
+        f"{REFIT_FULL_MAX_ROWS} such rows, and on a holdout-validated partition with `budget.total_seconds`"))
     scoring: Scoring | None = None
     registry: Registry | None = Field(None, description=(
         "register each run's winner as a version of `dagml.<name>` (alias challenger); alias champion follows "

@@ -138,7 +138,8 @@ def prepare(config: DatasetConfig, loaded: dict, summary: dict, keys: RunKeys, s
     stores.results.update_run(keys.dag_id, keys.partition, profile={**summary, "column_changes": changes})
     return {"data_uri": loaded["data_uri"], "load_id": loaded["load_id"], "split_uri": split_uri,
             "recipe_uri": recipe_uri, "task": task, "rows": len(df), "columns": df.shape[1],
-            "metric": summary["metric"], "n_classes": len(recipe.get("classes", [])), "column_changes": changes}
+            "metric": summary["metric"], "n_classes": len(recipe.get("classes", [])), "column_changes": changes,
+            "validation": validation}
 
 
 @contextmanager
@@ -247,15 +248,16 @@ def _family(family_key: str, task: str):
 
 
 def _clock(config: DatasetConfig, entry, prepared: dict, keys: RunKeys, stores: Stores, shard: shards.Shard):
-    """The search's seconds: the family's own, or its part of the run's ``budget.total_seconds``;
-    a shard's, a k-th of that (in the shared ledger each shard is a search of its own)."""
+    """The search's seconds: the family's own, or its part of the run's ``budget.total_seconds``
+    (less what the refit holds back); a shard's, a k-th of that (in the shared ledger each shard is
+    a search of its own)."""
     from dagml.budget import FamilyBudget, Ledger, SharedBudget
 
     if not config.budget.total_seconds:
         return FamilyBudget(shard.seconds(entry.budget(config.budget).seconds))
     ledger = Ledger(stores.results, keys.dag_id, keys.partition, prepared["load_id"])
-    return SharedBudget(ledger, shard.label, config.budget.total_seconds, _costs(config),
-                        cap=shard.seconds(entry.seconds))
+    total = config.budget.total_seconds - _refit_seconds(config, prepared.get("validation"))
+    return SharedBudget(ledger, shard.label, total, _costs(config), cap=shard.seconds(entry.seconds))
 
 
 def _costs(config: DatasetConfig) -> dict[str, float]:
@@ -637,8 +639,23 @@ def _refit_wanted(config: DatasetConfig, roles) -> bool:
     from dagml.config import REFIT_FULL_MAX_ROWS
 
     if config.refit_full == "auto":
-        return int((roles != "dropped").sum()) < REFIT_FULL_MAX_ROWS
+        return int((roles != "dropped").sum()) < REFIT_FULL_MAX_ROWS or _refit_seconds(config, _validation(roles)) > 0
     return bool(config.refit_full)
+
+
+def _validation(roles) -> str:
+    return "holdout" if (roles == "valid").any() else "kfold"
+
+
+def _refit_seconds(config: DatasetConfig, validation: str | None) -> float:
+    """The seconds of ``budget.total_seconds`` held back from the searches for the refit: on a
+    partition validated by holdout, whose models were fit on 64% of the rows (a k-fold family's
+    model is fit on all non-test rows inside its search's seconds); 0 otherwise."""
+    from dagml.config import REFIT_SHARE
+
+    if not config.budget.total_seconds or validation != "holdout" or config.refit_full is False:
+        return 0.0
+    return REFIT_SHARE * config.budget.total_seconds
 
 
 def _refit_family(config, family_key: str, compared: dict, prepared: dict, data, keys: RunKeys,
@@ -666,26 +683,54 @@ def _refit_family(config, family_key: str, compared: dict, prepared: dict, data,
 
 
 def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores: Stores, df, roles,
-                 recipe: dict) -> Refit:
-    """The compared model (a family, or each member of an ensemble) refit on all rows with a target."""
+                 recipe: dict, seconds: float | None = None) -> Refit:
+    """The compared model (a family, or each member of an ensemble) refit on all rows with a target.
+    Within ``seconds`` (what a whole-run budget held back): a model is refit only when its search's
+    fit, scaled to these rows, fits in what is left; the members by weight, and a member that does
+    not fit keeps its compared model."""
     from dagml.predictors import ENSEMBLE, ensemble_manifest, load_verified, write_ensemble
 
     data = df[roles != "dropped"]
     with tempfile.TemporaryDirectory(prefix="dagml-refit-") as tmp:
         compared = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"], Path(tmp))
+    searched = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)}
+    ends = None if seconds is None else time.monotonic() + seconds
+
+    def fits(family: str) -> bool:
+        row = searched.get(family) or {}
+        estimate = (row.get("fit_seconds") or 0.0) * len(data) / (row.get("fit_rows") or len(data))
+        return ends is None or estimate <= ends - time.monotonic()
+
     if compared.manifest.get("kind") != ENSEMBLE:
+        if not fits(selection["family"]):
+            return Refit(error=f"not refit: its fit on {len(data):,} rows would outlast the {seconds:.1f} s "
+                               "the budget held back for it")
         uri, sha = _refit_family(config, selection["family"], compared.manifest, prepared, data, keys, stores, recipe)
         return Refit(uri, sha, len(data))
-    archives = []
-    for spec, member in zip(compared.manifest["members"], compared.members):
-        uri, sha = _refit_family(config, spec["family"], member.manifest, prepared, data, keys, stores, recipe)
-        archives.append(stores.artifacts.read_verified(uri, sha))
-    compared = compared.manifest
-    weights = {m["family"]: m["weight"] for m in compared["members"]}
-    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id, "fit_rows": len(data)}
+    specs = compared.manifest["members"]
+    archives, kept = {}, []
+    for i in sorted(range(len(specs)), key=lambda i: -specs[i]["weight"]):
+        family = specs[i]["family"]
+        if fits(family):
+            uri, sha = _refit_family(config, family, compared.members[i].manifest, prepared, data, keys, stores,
+                                     recipe)
+        else:
+            kept.append(family)
+            uri, sha = searched[family]["model_uri"], searched[family]["model_sha256"]
+        archives[i] = stores.artifacts.read_verified(uri, sha)
+    if len(kept) == len(specs):
+        return Refit(error=f"not refit: no member's fit on {len(data):,} rows fits in the {seconds:.1f} s the "
+                           "budget held back for it")
+    if kept:
+        log.info("refit: %s kept their compared models (their fits would outlast the %.1f s held back)",
+                 ", ".join(kept), seconds)
+    weights = {m["family"]: m["weight"] for m in specs}
+    origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id, "fit_rows": len(data),
+              **({"compared_members": kept} if kept else {})}
     uri = stores.load_uri(keys, prepared["load_id"], "refit", selection["family"], "model.tar")
     sha = write_ensemble(stores.artifacts, uri, ensemble_manifest(selection["family"], prepared["task"],
-                                                                  prepared["metric"], recipe, weights, origin), archives)
+                                                                  prepared["metric"], recipe, weights, origin),
+                         [archives[i] for i in range(len(specs))])
     return Refit(uri, sha, len(data))
 
 
@@ -694,13 +739,17 @@ def _refit(config, selection: dict, prepared: dict, keys: RunKeys, stores: Store
     the compared model is then crowned as it is."""
     if not _refit_wanted(config, roles):
         return Refit()
+    seconds = _refit_seconds(config, _validation(roles)) or None
     try:
         with threads.limit(1):
-            refit = _refit_model(config, selection, prepared, keys, stores, df, roles, recipe)
+            refit = _refit_model(config, selection, prepared, keys, stores, df, roles, recipe, seconds)
     except Exception as exc:
         log.exception("refitting %s on all rows failed: the compared model becomes the champion", selection["family"])
         return Refit(error=f"{type(exc).__name__}: {exc}")
-    log.info("refit %s on all %d rows with a target: %s", selection["family"], refit.rows, refit.uri)
+    if refit.error:
+        log.info("%s: the compared model becomes the champion", refit.error)
+    else:
+        log.info("refit %s on all %d rows with a target: %s", selection["family"], refit.rows, refit.uri)
     return refit
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from dagml.config import BASELINE_FAMILY, Budget, DatasetConfig, Split
+from dagml.config import BASELINE_FAMILY, REFIT_SHARE, Budget, DatasetConfig, Split
 from dagml.errors import DataError
 from dagml.metrics import DEFAULT_METRIC, METRICS, TASKS
 
@@ -65,7 +65,8 @@ def form(config: DatasetConfig) -> dict[str, dict]:
                            + ("" if metric else "; blank: the default of the task inferred from the data"))),
         "total_seconds": dict(default=None, type=["null", "number"], exclusiveMinimum=0, maximum=_MAX_SECONDS,
                               section=_BUDGET, title="Search seconds for the whole run", description=(
-                                  "Shared by its families (blank: the config's budget)")),
+                                  f"Shared by its families; on a holdout-validated partition {REFIT_SHARE:.0%} pay "
+                                  "for the refit on all rows (blank: the config's budget)")),
         "max_evals": dict(default=None, type=["null", "integer"], minimum=1, maximum=10_000, section=_BUDGET,
                           title="Evaluations per family",
                           description="Evaluations per family for this run (blank: the config's budget)"),

@@ -357,16 +357,68 @@ def test_refit_full_false_keeps_the_compared_model_as_the_champion(tmp_path, sto
     assert stores.results.run(keys.dag_id, keys.partition)["refit_rows"] is None
 
 
-def test_refit_full_auto_refits_below_the_row_threshold():
+def test_refit_full_auto_refits_below_the_row_threshold_and_holdout_partitions_under_a_whole_run_budget():
     from dagml.config import REFIT_FULL_MAX_ROWS
 
     config = _config("x.csv")
     small = np.array(["train"] * (REFIT_FULL_MAX_ROWS - 2) + ["dropped"] * 5)
     large = np.array(["train"] * REFIT_FULL_MAX_ROWS + ["test"])
+    large_holdout = np.array(["train"] * REFIT_FULL_MAX_ROWS + ["valid", "test"])
     assert config.refit_full == "auto"
     assert tasks._refit_wanted(config, small) and not tasks._refit_wanted(config, large)
+    assert not tasks._refit_wanted(config, large_holdout)  # per-family budgets: nothing pays for it
+    whole_run = config.model_copy(update={"budget": config.budget.model_copy(update={"total_seconds": 60})})
+    assert tasks._refit_wanted(whole_run, large_holdout) and not tasks._refit_wanted(whole_run, large)
     assert tasks._refit_wanted(config.model_copy(update={"refit_full": True}), large)
     assert not tasks._refit_wanted(config.model_copy(update={"refit_full": False}), small)
+
+
+def test_a_whole_run_budget_on_a_holdout_partition_holds_seconds_back_for_the_refit(tmp_path, stores):
+    """The searches share 70% of ``total_seconds`` (all of it on a k-fold partition); the refit refits the ensemble's members whose
+    fit on all rows fits in the rest, the heaviest first, and a member that would outlast it keeps
+    its compared model (here elastic net, whose search's fit is recorded as 1,000 s)."""
+    from dagml.config import REFIT_SHARE
+    from dagml.predictors import ensemble_manifest, write_ensemble
+
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    total = 4.0
+    config = _config(tmp_path / "d.csv", families=["knn", "elastic_net"], split={"validation": "holdout"},
+                     budget={"max_evals": 10_000, "total_seconds": total})
+    keys = tasks.RunKeys(config.dag_id, "2026-01-01", "r1")
+    loaded = tasks.load(config, config.source.uri, keys, stores)
+    prepared = tasks.prepare(config, loaded, tasks.profile(config, loaded, keys, stores), keys, stores)
+    for family in config.families:
+        tasks.search_family(config, family.name, prepared, keys, stores)
+    rows = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition)}
+    clocks = [tasks._clock(config, entry, prepared, keys, stores, tasks.shards.Shard(entry.name))
+              for entry in config.families]
+    assert [c.total for c in clocks] == [pytest.approx((1 - REFIT_SHARE) * total)] * len(clocks)
+    kfold = {**prepared, "validation": "kfold"}  # a k-fold family's model already saw every non-test row
+    assert tasks._clock(config, config.families[0], kfold, keys, stores, tasks.shards.Shard("sklearn:knn")).total == total
+
+    # an ensemble of the two, as select offers it
+    members = ["sklearn:knn", "sklearn:elastic_net"]
+    recipe = stores.artifacts.read_json(prepared["recipe_uri"])
+    uri = stores.load_uri(keys, prepared["load_id"], "ensemble:greedy", "model.tar")
+    sha = write_ensemble(stores.artifacts, uri, ensemble_manifest(
+        "ensemble:greedy", "binary", "roc_auc", recipe, {"sklearn:knn": 0.6, "sklearn:elastic_net": 0.4}, {}),
+        [stores.artifacts.read_verified(rows[f]["model_uri"], rows[f]["model_sha256"]) for f in members])
+    dear = {k: v for k, v in rows["sklearn:elastic_net"].items()
+            if k not in ("dag_id", "partition", "family", "run_id", "updated_at")} | {"fit_seconds": 1000.0}
+    stores.results.record_family(keys.dag_id, keys.partition, "sklearn:elastic_net", keys.run_id, **dear)
+    df = stores.artifacts.read_parquet(prepared["data_uri"])
+    roles = stores.artifacts.read_parquet(prepared["split_uri"])["role"].to_numpy()
+    selection = {"family": "ensemble:greedy", "model_uri": uri, "model_sha256": sha}
+    refit = tasks._refit(config, selection, prepared, keys, stores, df, roles, recipe)
+    assert (refit.rows, refit.error) == (240, None)
+    stored = load_verified(stores.artifacts, refit.uri, refit.sha256)
+    assert stored.manifest["fit_rows"] == 240 and stored.manifest["compared_members"] == ["sklearn:elastic_net"]
+    knn, elastic_net = stored.members
+    assert knn.manifest["fit_rows"] == 240 and "fit_rows" not in elastic_net.manifest
+    X = _frame(n=30, seed=5).drop(columns="y")
+    searched = load_verified(stores.artifacts, rows["sklearn:elastic_net"]["model_uri"],
+                             rows["sklearn:elastic_net"]["model_sha256"])
+    np.testing.assert_allclose(elastic_net.predict_proba(X).to_numpy(), searched.predict_proba(X).to_numpy())
 
 
 def test_a_refit_that_fails_keeps_the_promotion_and_says_why(tmp_path, stores):
