@@ -722,7 +722,7 @@ def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores:
         return Refit(error=f"not refit: no member's fit on {len(data):,} rows fits in the {seconds:.1f} s the "
                            "budget held back for it")
     if kept:
-        log.info("refit: %s kept their compared models (their fits would outlast the %.1f s held back)",
+        log.info("refit: not %s, whose fit on all rows would outlast what was left of the %.1f s held back",
                  ", ".join(kept), seconds)
     weights = {m["family"]: m["weight"] for m in specs}
     origin = {"dag_id": keys.dag_id, "partition": keys.partition, "run_id": keys.run_id, "fit_rows": len(data),
