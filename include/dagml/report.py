@@ -56,12 +56,20 @@ def _column_changes(profile: dict) -> str:
         + "</table>")
 
 
+# a refit_error that is a decision, not a failure: the refit would have outlasted its seconds
+NOT_REFIT = "not refit: "
+
+
+def _why_not_refit(refit_error: str) -> str:
+    return refit_error if refit_error.startswith(NOT_REFIT) else f"refit failed: {refit_error}"
+
+
 def stored_model(refit_rows, refit_error) -> str:
     """What the stored champion is, when it is not simply the model whose test score is shown."""
     if refit_rows:
         return f"refit on {refit_rows} rows"
     if refit_error:
-        return f"the compared model (refit failed: {refit_error})"
+        return f"the compared model ({_why_not_refit(refit_error)})"
     return ""
 
 
@@ -80,8 +88,8 @@ def _refit_note(promotion: dict) -> str:
                 "partition with a target) with the chosen hyperparameters; the test score is that of the model "
                 "that was compared, fit without the test rows.</p>")
     if promotion.get("refit_error"):
-        return (f"<p class='failed'>The refit on all rows failed ({escape(promotion['refit_error'])}): the "
-                "champion is the compared model.</p>")
+        return (f"<p class='failed'>The champion is the compared model "
+                f"({escape(_why_not_refit(promotion['refit_error']))}).</p>")
     return ""
 
 

@@ -689,6 +689,7 @@ def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores:
     fit, scaled to these rows, fits in what is left; the members by weight, and a member that does
     not fit keeps its compared model."""
     from dagml.predictors import ENSEMBLE, ensemble_manifest, load_verified, write_ensemble
+    from dagml.report import NOT_REFIT
 
     data = df[roles != "dropped"]
     with tempfile.TemporaryDirectory(prefix="dagml-refit-") as tmp:
@@ -703,7 +704,7 @@ def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores:
 
     if compared.manifest.get("kind") != ENSEMBLE:
         if not fits(selection["family"]):
-            return Refit(error=f"not refit: its fit on {len(data):,} rows would outlast the {seconds:.1f} s "
+            return Refit(error=f"{NOT_REFIT}its fit on {len(data):,} rows would outlast the {seconds:.1f} s "
                                "the budget held back for it")
         uri, sha = _refit_family(config, selection["family"], compared.manifest, prepared, data, keys, stores, recipe)
         return Refit(uri, sha, len(data))
@@ -719,7 +720,7 @@ def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores:
             uri, sha = searched[family]["model_uri"], searched[family]["model_sha256"]
         archives[i] = stores.artifacts.read_verified(uri, sha)
     if len(kept) == len(specs):
-        return Refit(error=f"not refit: no member's fit on {len(data):,} rows fits in the {seconds:.1f} s the "
+        return Refit(error=f"{NOT_REFIT}no member's fit on {len(data):,} rows fits in the {seconds:.1f} s the "
                            "budget held back for it")
     if kept:
         log.info("refit: not %s, whose fit on all rows would outlast what was left of the %.1f s held back",

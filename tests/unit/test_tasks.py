@@ -374,9 +374,11 @@ def test_refit_full_auto_refits_below_the_row_threshold_and_holdout_partitions_u
 
 
 def test_a_whole_run_budget_on_a_holdout_partition_holds_seconds_back_for_the_refit(tmp_path, stores):
-    """The searches share 70% of ``total_seconds`` (all of it on a k-fold partition); the refit refits the ensemble's members whose
-    fit on all rows fits in the rest, the heaviest first, and a member that would outlast it keeps
-    its compared model (here elastic net, whose search's fit is recorded as 1,000 s)."""
+    """The searches share 70% of ``total_seconds`` (all of it on a k-fold partition); the refit
+    refits the ensemble's members whose fit on all rows fits in the rest, the heaviest first, and a
+    member that would outlast it keeps its compared model (here elastic net, whose search's fit is
+    recorded as 1,000 s)."""
+    from dagml import report
     from dagml.config import REFIT_SHARE
     from dagml.predictors import ensemble_manifest, write_ensemble
 
@@ -394,7 +396,8 @@ def test_a_whole_run_budget_on_a_holdout_partition_holds_seconds_back_for_the_re
               for entry in config.families]
     assert [c.total for c in clocks] == [pytest.approx((1 - REFIT_SHARE) * total)] * len(clocks)
     kfold = {**prepared, "validation": "kfold"}  # a k-fold family's model already saw every non-test row
-    assert tasks._clock(config, config.families[0], kfold, keys, stores, tasks.shards.Shard("sklearn:knn")).total == total
+    knn = tasks.shards.Shard("sklearn:knn")
+    assert tasks._clock(config, config.families[0], kfold, keys, stores, knn).total == total
 
     # an ensemble of the two, as select offers it
     members = ["sklearn:knn", "sklearn:elastic_net"]
@@ -419,6 +422,12 @@ def test_a_whole_run_budget_on_a_holdout_partition_holds_seconds_back_for_the_re
     searched = load_verified(stores.artifacts, rows["sklearn:elastic_net"]["model_uri"],
                              rows["sklearn:elastic_net"]["model_sha256"])
     np.testing.assert_allclose(elastic_net.predict_proba(X).to_numpy(), searched.predict_proba(X).to_numpy())
+
+    # a single model whose fit would outlast the seconds is not refit, and the history says why
+    alone = {k: rows["sklearn:elastic_net"][k] for k in ("family", "model_uri", "model_sha256")}
+    refit = tasks._refit(config, alone, prepared, keys, stores, df, roles, recipe)
+    assert refit.uri is None and refit.error.startswith("not refit: its fit on 240 rows would outlast the 1.2 s")
+    assert report.stored_model(refit.rows, refit.error) == f"the compared model ({refit.error})"
 
 
 def test_a_refit_that_fails_keeps_the_promotion_and_says_why(tmp_path, stores):
