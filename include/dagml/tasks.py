@@ -694,8 +694,10 @@ def _refit_model(config, selection: dict, prepared: dict, keys: RunKeys, stores:
     data = df[roles != "dropped"]
     with tempfile.TemporaryDirectory(prefix="dagml-refit-") as tmp:
         compared = load_verified(stores.artifacts, selection["model_uri"], selection["model_sha256"], Path(tmp))
-    searched = {r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)}
     ends = None if seconds is None else time.monotonic() + seconds
+    # the searches' fits, to estimate the refits: read only when the seconds are bounded
+    searched = {} if ends is None else {
+        r["family"]: r for r in stores.results.leaderboard(keys.dag_id, keys.partition, keys.run_id)}
 
     def fits(family: str) -> bool:
         row = searched.get(family) or {}
